@@ -1,0 +1,328 @@
+"""The ``repbench`` command line (click).  Thin: parse, call the stage functions, print with rich.
+
+Every error a user can cause is a :class:`repbench.errors.RepbenchError`; it is printed as one line
+(what, where, how to fix) and the command exits with status 2, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from . import __version__
+from .errors import RepbenchError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+
+class Group(click.Group):
+    """A click group that turns RepbenchErrors into one clear line and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RepbenchError as e:
+            err_console.print(f"[bold red]error:[/] {e.format()}", highlight=False, soft_wrap=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: finished work is saved; re-run the command to resume")
+            sys.exit(130)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)])
+    for noisy in ("optuna", "numba", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="repbench")
+@click.option("-v", "--verbose", is_flag=True, help="Log what is computed and what is read from caches.")
+def main(verbose: bool) -> None:
+    """Benchmark representations of molecules and materials with kernel ridge regression.
+
+    \b
+    Typical session:
+      repbench prepare configs/quickstart.yaml     # -> runs/quickstart: data.h5 with splits
+      repbench tune    runs/quickstart --trials 20 # optuna search; tune/best.yaml
+      repbench curve   runs/quickstart             # learning curve -> curve.yaml, plots/
+      repbench time    runs/quickstart             # timings -> timings.yaml
+      repbench report  runs/*                      # compare runs
+    or all at once:  repbench run configs/quickstart.yaml
+    """
+    _setup_logging(verbose)
+
+
+# --------------------------------------------------------------------------- prepare
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory to create [default: runs/<config name>].")
+@click.option("--force", is_flag=True, help="Replace a run directory prepared with a different config "
+              "(its results are removed; caches are kept).")
+def prepare(config: Path, run_dir: Path | None, force: bool) -> None:
+    """Read the dataset, draw the splits and create the run directory.
+
+    Writes RUN_DIR/run.yaml (resolved config, seed, versions, host) and RUN_DIR/data.h5 (structures,
+    targets, split indices).  Re-running with the same config does nothing.
+    """
+    from .prepare import prepare as do_prepare
+
+    t0 = time.perf_counter()
+    rd, what = do_prepare(config, run_dir, force)
+    meta = rd.read_meta()
+    d = meta["dataset"]
+    verb = {"created": "prepared", "unchanged": "up to date", "replaced": "re-prepared"}[what]
+    console.print(f"[green]{verb}[/] {rd.path}  ({d['structures']} structures, {d['atoms']} atoms, "
+                  f"test set {d['test_size']} ({d['test_set']}), pool {d['pool_size']}; "
+                  f"{time.perf_counter() - t0:.1f} s)")
+
+
+
+
+def _run_dir(path: Path):
+    from .rundir import RunDir
+
+    rd = RunDir(path)
+    rd.read_meta()  # clear error if it is not a run directory
+    return rd
+
+
+def _resolve_run(target: Path):
+    """A run directory, or a config file whose default run directory is used (prepared if needed)."""
+    if target.is_file() and target.suffix in (".yaml", ".yml") and target.name != "run.yaml":
+        from .prepare import prepare as do_prepare
+
+        rd, _ = do_prepare(target)
+        return rd
+    return _run_dir(target)
+
+
+# --------------------------------------------------------------------------- datasets
+@main.group()
+def datasets() -> None:
+    """List the built-in dataset readers or summarise a dataset."""
+
+
+@datasets.command("list")
+def datasets_list() -> None:
+    """The dataset readers and what they read."""
+    from rich.table import Table
+
+    from .datasets import DATASETS
+
+    t = Table(title="dataset readers (config: dataset.name)")
+    t.add_column("name")
+    t.add_column("reads")
+    for k, v in DATASETS.items():
+        t.add_row(k, v)
+    console.print(t)
+
+
+@datasets.command("show")
+@click.argument("name")
+@click.option("--path", default=None, help="File or folder to read (all datasets except qm9).")
+@click.option("--target-key", default=None, help="For generic files: the key holding the target.")
+def datasets_show(name: str, path: str | None, target_key: str | None) -> None:
+    """Summarise dataset NAME (qm9, nmd18 --path DIR, ...) or a structure file NAME.
+
+    Shows the number of structures, elements, atoms per structure and target statistics with units.
+    """
+    import numpy as np
+    from rich.table import Table
+
+    from .datasets import DATASETS, load_dataset
+    from .structures import SYMBOLS
+
+    if name not in DATASETS:
+        path, name = name, "file"
+    s = load_dataset(name, path, target_key=target_key)
+    n_at = s.n_atoms
+    parts = {p: int(c) for p, c in zip(*np.unique(s.parts, return_counts=True))}
+    console.print(f"[bold]{s.name}[/] from {s.source}: {len(s)} structures ({parts}), {len(s.z)} atoms; "
+                  f"elements {' '.join(SYMBOLS[z] for z in s.elements)}; atoms per structure "
+                  f"min {n_at.min()} / median {int(np.median(n_at))} / max {n_at.max()}; "
+                  f"{'periodic' if s.periodic else 'molecules'}")
+    t = Table(title="targets")
+    for c in ("target", "unit", "extensive", "mean", "std", "min", "max", "non-finite"):
+        t.add_column(c, justify="right" if c not in ("target", "unit") else "left")
+    for k in s.targets:
+        v = s.targets[k]
+        f = v[np.isfinite(v)]
+        info = s.target_info[k]
+        t.add_row(k, info.unit, "yes" if info.extensive else "no", *(f"{x:.6g}" for x in
+                  (f.mean(), f.std(), f.min(), f.max())), str(int((~np.isfinite(v)).sum())))
+    console.print(t)
+
+
+# --------------------------------------------------------------------------- tune
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Finished trials the study should hold [default: tune.trials of the config].")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes on this machine (BLAS threads are split between them).")
+@click.option("--storage", default=None, metavar="URL",
+              help="optuna storage shared by workers on many machines, e.g. "
+                   "postgresql://user:pw@host/db [default: sqlite in RUN_DIR/tune/study.db].")
+@click.option("--timeout", type=float, default=None, help="Stop starting new trials after this many seconds.")
+@click.option("--trial-timeout", type=float, default=None,
+              help="Fail a trial that runs longer than this many seconds.")
+@click.option("--show", is_flag=True, help="Print the leaderboard of the study and exit.")
+@click.option("--worker", is_flag=True, hidden=True)
+def tune(run_dir: Path, trials, jobs, storage, timeout, trial_timeout, show, worker) -> None:
+    """Optimise representation and kernel hyper-parameters with optuna (TPE, seeded).
+
+    Resumable: re-running continues the same study; a killed run loses at most its running trials.
+    Writes RUN_DIR/tune/best.yaml (ready for `repbench curve`) and RUN_DIR/tune/trials.csv.
+    """
+    from . import tuning
+
+    rd = _resolve_run(run_dir)
+    cfg = rd.config()
+    if show:
+        study = tuning.open_study(rd, cfg, storage)
+        _print_leaderboard(study)
+        return
+    if worker:
+        tuning.worker(rd, trials or cfg.tune["trials"], storage=storage, timeout=timeout,
+                      trial_timeout=trial_timeout)
+        return
+    t0 = time.perf_counter()
+    best = tuning.run_tune(rd, trials, jobs=jobs, storage=storage, timeout=timeout, trial_timeout=trial_timeout,
+                           console=console)
+    console.print(f"[green]tuned[/] {rd.path} in {time.perf_counter() - t0:.0f} s: best trial {best['trial']} "
+                  f"loss {best['loss']:.5g} {best['loss_unit']} ({best['loss_kind']}); "
+                  f"{best['trials']['complete']} complete of {best['trials']['total']}; "
+                  f"-> {rd.tune_dir / 'best.yaml'}")
+
+
+def _print_leaderboard(study) -> None:
+    from rich.table import Table
+
+    from .tuning import leaderboard
+
+    rows = leaderboard(study)
+    t = Table(title=f"study {study.study_name}")
+    params = sorted({k for r in rows for k in r if k.startswith("param.")})
+    for c in ["#", "state", "loss", "length_scale", "regularization", "s"] + [p[6:] for p in params] + ["error"]:
+        t.add_column(c)
+    for r in rows:
+        def f(v):
+            return "-" if v is None or v == "" else (f"{v:.4g}" if isinstance(v, float) else str(v))
+        t.add_row(str(r["number"]), r["state"], f(r["loss"]), f(r["length_scale"]), f(r["regularization"]),
+                  f(r["duration_s"]), *(f(r.get(p)) for p in params), (r["error"] or "")[:60])
+    console.print(t)
+
+
+# --------------------------------------------------------------------------- curve, time
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--no-plot", is_flag=True, help="Do not draw plots/learning_curve.png|svg.")
+def curve(run_dir: Path, no_plot: bool) -> None:
+    """Learning curve: refine KRR, fit and predict the test set at each training size and draw.
+
+    Uses tune/best.yaml when present (else the config's fixed values).  Resumable per (size, draw);
+    writes RUN_DIR/curve.yaml and RUN_DIR/plots/learning_curve.png|svg.
+    """
+    from .curve import run_curve
+
+    rd = _resolve_run(run_dir)
+    doc = run_curve(rd, console=console)
+    files = []
+    if not no_plot:
+        from . import plots
+
+        files = plots.learning_curves([doc], rd.plots / "learning_curve")
+    last = doc["sizes"][-1]
+    console.print(f"[green]curve[/] {rd.path}: MAE at {last['size']} = {last['mean_report']['mae']:.4g} ± "
+                  f"{last['std_report']['mae']:.2g} {doc['report_unit']} -> {rd.path / 'curve.yaml'}"
+                  + (f", {files[0]}" if files else ""))
+
+
+@main.command("time")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def time_cmd(run_dir: Path) -> None:
+    """Time representation, kernels and KRR fit/predict of the best (or fixed) configuration.
+
+    Warm-up run, then repeats (time.repeats); min and median; hardware and BLAS recorded.
+    Writes RUN_DIR/timings.yaml.
+    """
+    from .timing import run_time
+
+    rd = _resolve_run(run_dir)
+    doc = run_time(rd, console=console)
+    r = doc["representation_timing"]
+    last = doc["sizes"][-1]
+    console.print(f"[green]timed[/] {rd.path}: representation {r['per_structure_s'] * 1e3:.3g} ms/structure; "
+                  f"kernel {last['train_size']}x{last['train_size']} {last['kernel_train_train']['min_s']:.3g} s; "
+                  f"-> {rd.path / 'timings.yaml'}")
+
+
+# --------------------------------------------------------------------------- report, run
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "yaml", "csv", "markdown"]), default="table",
+              show_default=True, help="Output format (table is for people, the others for machines and papers).")
+@click.option("--metric", type=click.Choice(["mae", "rmse", "maxae"]), default="mae", show_default=True)
+@click.option("--plots", "plot_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also draw learning_curves and error_vs_cost figures (PNG+SVG) into this folder.")
+def report(run_dirs, fmt, metric, plot_dir) -> None:
+    """Compare runs: error at each training size, time per structure, kernel time."""
+    from . import report as rep
+
+    paths = list(run_dirs)
+    records = rep.collect(list(paths))
+    if fmt == "table":
+        console.print(rep.rich_table(records, metric))
+    else:
+        click.echo(rep.render(records, fmt, metric), nl=False)
+    if plot_dir is not None:
+        files = rep.plot(records, plot_dir, metric)
+        err_console.print("plots: " + ", ".join(str(f) for f in files))
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run directory [default: runs/<config name>].")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Tune worker processes.")
+def run(config: Path, run_dir: Path | None, jobs: int) -> None:
+    """prepare + tune (if the config has search spaces) + curve + time + report, in one go.
+
+    Every stage resumes: re-running after an interruption finishes only what is missing.
+    """
+    from . import plots
+    from . import report as rep
+    from .curve import run_curve
+    from .prepare import prepare as do_prepare
+    from .timing import run_time
+    from .tuning import run_tune
+
+    t0 = time.perf_counter()
+    rd, what = do_prepare(config, run_dir)
+    cfg = rd.config()
+    console.rule(f"[bold]repbench run[/] {rd.path}")
+    console.print(f"prepare: {what} ({time.perf_counter() - t0:.1f} s)")
+    if cfg.has_search_space:
+        best = run_tune(rd, jobs=jobs, console=console)
+        console.print(f"tune: best loss {best['loss']:.5g} {best['loss_unit']} (trial {best['trial']}) "
+                      f"({time.perf_counter() - t0:.0f} s)")
+    doc = run_curve(rd, console=console)
+    plots.learning_curves([doc], rd.plots / "learning_curve")
+    console.print(f"curve: done ({time.perf_counter() - t0:.0f} s)")
+    run_time(rd, console=console)
+    console.print(f"time: done ({time.perf_counter() - t0:.0f} s)")
+    records = rep.collect([rd.path])
+    console.print(rep.rich_table(records))
+    files = rep.plot(records, rd.plots)
+    console.print(f"[green]finished[/] in {time.perf_counter() - t0:.0f} s. Results: {rd.path / 'curve.yaml'}, "
+                  f"{rd.path / 'timings.yaml'}; plots: {rd.plots}/ ({', '.join(f.name for f in files)})")

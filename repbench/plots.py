@@ -1,0 +1,86 @@
+"""matplotlib figures: learning curves (log-log, error bars over draws) and error versus cost.
+
+Each figure is written as PNG and SVG.  The Agg backend is used so plots work on machines without a
+display.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .rundir import atomic_path  # noqa: E402
+
+
+def _save(fig, path_stem: Path) -> list[Path]:
+    out = []
+    for ext in ("png", "svg"):
+        p = path_stem.with_suffix(f".{ext}")
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+        out.append(p)
+    plt.close(fig)
+    return out
+
+
+def _label(curve: dict) -> str:
+    return f"{curve['run']} ({curve['representation']})"
+
+
+def learning_curves(curves: list[dict], path_stem: Path, metric: str = "mae") -> list[Path]:
+    """One log-log learning-curve figure with one line per run (mean +- std over draws)."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    units = sorted({c["report_unit"] for c in curves})
+    for c in curves:
+        n = np.array([s["size"] for s in c["sizes"]])
+        m = np.array([s["mean_report"][metric] for s in c["sizes"]])
+        sd = np.array([s["std_report"][metric] for s in c["sizes"]])
+        ax.errorbar(n, m, yerr=sd, marker="o", capsize=3, label=_label(c))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training set size")
+    ax.set_ylabel(f"test {metric.upper()} [{', '.join(units)}]")
+    ds = sorted({c["dataset"] for c in curves})
+    ax.set_title(f"Learning curve: {', '.join(ds)} / {', '.join(sorted({c['target'] for c in curves}))}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path_stem)
+
+
+def pareto_front(cost: np.ndarray, err: np.ndarray) -> np.ndarray:
+    """Indices of points not dominated in (cost, error) (both minimised), sorted by cost."""
+    order = np.lexsort((err, cost))
+    front, best = [], np.inf
+    for i in order:
+        if err[i] < best:
+            front.append(i)
+            best = err[i]
+    return np.array(front, dtype=int)
+
+
+def error_vs_cost(points: list[dict], path_stem: Path, metric: str = "mae") -> list[Path]:
+    """Scatter of test error against cost (seconds per structure for the representation + kernel row),
+    one point per run at its largest training size, the Pareto front marked."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    cost = np.array([p["cost_s"] for p in points])
+    err = np.array([p["error"] for p in points])
+    for p in points:
+        ax.scatter(p["cost_s"], p["error"], s=40, zorder=3)
+        ax.annotate(p["label"], (p["cost_s"], p["error"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    if len(points):
+        f = pareto_front(cost, err)
+        ax.plot(cost[f], err[f], "k--", lw=1, label="Pareto front", zorder=2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("cost: seconds per predicted structure (representation + kernel row)")
+    units = sorted({p["unit"] for p in points})
+    ax.set_ylabel(f"test {metric.upper()} [{', '.join(units)}]")
+    ax.set_title("Error versus cost (largest training size)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path_stem)

@@ -1,0 +1,125 @@
+"""``repbench prepare``: read the dataset, draw the splits, write ``run.yaml`` and ``data.h5``.
+
+Nothing is written until the dataset has been read and the splits drawn, and a new run directory is
+built under a temporary name and renamed into place, so a failure leaves no partial run directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import config as cfgmod
+from .datasets import load_dataset
+from .errors import RunDirError
+from .rundir import FORMAT_VERSION, RunDir, host_info, lock, versions, write_yaml
+from .splits import make_splits, subset_indices
+from .structures import StructureSet
+from .targets import target_model
+
+RESULT_FILES = ("tune", "curve", "curve.yaml", "timings.yaml", "plots")
+
+
+def default_run_dir(cfg: cfgmod.Config) -> Path:
+    return Path("runs") / cfg.name
+
+
+def load_structures(cfg: cfgmod.Config) -> StructureSet:
+    """The run's structures: the dataset, reduced to ``dataset.subset`` structures if set."""
+    ds = cfg.dataset
+    s = load_dataset(ds["name"], ds["path"], target_key=ds["target_key"], target_unit=ds["target_unit"],
+                     target_extensive=ds["target_extensive"], format=ds["format"])
+    if ds["subset"] is not None and ds["subset"] < len(s):
+        test_part = np.nonzero(s.parts == "test")[0]
+        s = s.subset(subset_indices(len(s), ds["subset"], cfg.seed, test_part))
+    return s
+
+
+def build(cfg: cfgmod.Config):
+    """(structures, splits) for a config: a pure function of the config and the dataset files."""
+    s = load_structures(cfg)
+    ds, sp = cfg.dataset, cfg.splits
+    tm = target_model(s, ds["target"], ds["per"])
+    y = tm.modelled(s.check_target(ds["target"]))
+    predefined = np.nonzero(s.parts == "test")[0] if sp["use_predefined_test"] else None
+    if predefined is not None and len(predefined) == 0:
+        predefined = None
+    if predefined is not None and sp["test"] is not None:
+        pass  # the predefined test part wins; recorded in run.yaml
+    splits = make_splits(len(s), y if sp["stratify"] else None, seed=cfg.seed, test=sp["test"],
+                         predefined_test=predefined, train_sizes=list(sp["train_sizes"]), draws=sp["draws"],
+                         tune_train=sp["tune_train"], tune_val=sp["tune_val"], inner_folds=sp["inner_folds"],
+                         inner_val_fraction=sp["inner_val_fraction"])
+    return s, splits
+
+
+def run_meta(cfg: cfgmod.Config, s: StructureSet, splits) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": cfg.name,
+        "config_file": str(cfg.file),
+        "config_hash": cfg.hash(),
+        "data_hash": cfg.data_hash(),
+        "seed": cfg.seed,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "versions": versions(),
+        "host": host_info(),
+        "dataset": {
+            "name": s.name, "source": s.source, "structures": len(s), "atoms": int(len(s.z)),
+            "elements": s.elements, "content_hash": s.content_hash(),
+            "test_set": "predefined" if (s.parts == "test").any() and cfg.splits["use_predefined_test"]
+            else "drawn",
+            "test_size": int(len(splits.test)), "pool_size": int(len(splits.pool)),
+        },
+        "config": cfg.to_dict(),
+        "status": {"prepare": {"state": "done", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}},
+    }
+
+
+def prepare(config_path: str | Path, run_dir: str | Path | None = None, force: bool = False,
+            cfg: cfgmod.Config | None = None) -> tuple[RunDir, str]:
+    """Create (or verify) a run directory.  Returns (run dir, what happened: created|unchanged|replaced)."""
+    cfg = cfg or cfgmod.load(config_path)
+    rd = RunDir(Path(run_dir) if run_dir else default_run_dir(cfg))
+    if rd.path.exists() and not rd.run_yaml.exists() and any(rd.path.iterdir()):
+        raise RunDirError("folder exists and is not a run directory (no run.yaml)", where=str(rd.path),
+                          hint="choose another --run-dir or remove the folder")
+    if rd.exists():
+        meta = rd.read_meta()
+        if meta.get("config_hash") == cfg.hash() and rd.data_h5.exists():
+            return rd, "unchanged"
+        if not force:
+            raise RunDirError("the run directory was prepared with a different config",
+                              where=str(rd.path),
+                              hint="use --force to replace it (results are removed, caches kept), "
+                                   "or --run-dir to prepare a new one")
+    s, splits = build(cfg)            # may raise: nothing written yet
+    meta = run_meta(cfg, s, splits)
+    if rd.exists():
+        with lock(rd.path, "prepare"):
+            for name in RESULT_FILES:
+                p = rd.path / name
+                if p.is_dir():
+                    shutil.rmtree(p)
+                elif p.exists():
+                    p.unlink()
+            rd.write_data(s, splits, {"data_hash": cfg.data_hash()})
+            write_yaml(rd.run_yaml, meta)
+        return rd, "replaced"
+    rd.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{rd.path.name}.", suffix=".tmp", dir=rd.path.parent))
+    try:
+        trd = RunDir(tmp)
+        trd.write_data(s, splits, {"data_hash": cfg.data_hash()})
+        write_yaml(trd.run_yaml, meta)
+        if rd.path.exists():  # an empty folder the user made
+            rd.path.rmdir()
+        tmp.rename(rd.path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return rd, "created"

@@ -1,0 +1,357 @@
+"""The run directory: its layout, atomic writes, locks, provenance and the HDF5 files in it.
+
+Layout::
+
+    runs/<name>/
+      run.yaml                   resolved config, seed, versions, host, format version, stage status
+      data.h5                    structures, targets, all split indices (written once by ``prepare``)
+      cache/representations/<hash>.h5   one file per representation (per-atom rows + offsets, or matrix)
+      cache/kernels/<hash>.h5           one file per kernel block (representation, kernel params, rows, cols)
+      tune/study.db  tune/best.yaml  tune/trials.csv
+      curve/<size>-<draw>.yaml   finished learning-curve points (resume unit)
+      curve.yaml  timings.yaml  plots/*.png|svg
+
+Why one HDF5 file per cache entry (DESIGN.md suggested one ``representations.h5`` with groups): HDF5
+files are not crash-safe under in-place modification, so a kill while appending one entry could corrupt
+every finished entry of a shared file.  A per-entry file is written to a temporary name and renamed, so
+an entry is either complete or absent; datasets carry HDF5's Fletcher-32 checksum, so a damaged entry is
+detected on read, reported, deleted and recomputed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import platform
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+import yaml
+
+from . import __version__
+from .errors import RunDirError, ResourceError
+from .structures import StructureSet, TargetInfo
+
+FORMAT_VERSION = 1
+
+
+# --------------------------------------------------------------------------- atomic writes
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is fsynced and renamed onto ``path``.
+
+    On any error (including a full disk) the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno == errno.ENOSPC:
+            raise ResourceError(f"disk full while writing {path.name}; the previous file is intact",
+                                where=str(path.parent), hint="free some disk space and re-run") from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _repr_float(dumper, value):
+    if value != value:
+        return dumper.represent_scalar("tag:yaml.org,2002:float", ".nan")
+    return dumper.represent_scalar("tag:yaml.org,2002:float", repr(float(value)))
+
+
+_Dumper.add_representer(float, _repr_float)
+_Dumper.add_representer(np.float64, _repr_float)
+_Dumper.add_representer(np.float32, lambda d, v: _repr_float(d, float(v)))
+_Dumper.add_representer(np.int64, lambda d, v: d.represent_int(int(v)))
+_Dumper.add_representer(np.int32, lambda d, v: d.represent_int(int(v)))
+_Dumper.add_representer(tuple, lambda d, v: d.represent_list(list(v)))
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=110)
+
+
+def write_yaml(path: str | Path, obj: Any, header: str = "") -> None:
+    """Write YAML atomically (floats written with full precision so they round-trip)."""
+    write_text(path, (header + "\n" if header else "") + dump_yaml(obj))
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RunDirError(f"{path.name} is missing", where=str(path.parent)) from None
+    except yaml.YAMLError as e:
+        raise RunDirError(f"{path.name} is not valid YAML ({e.__class__.__name__})", where=str(path),
+                          hint="the file was edited or damaged; delete it to recompute") from None
+
+
+# --------------------------------------------------------------------------- locks
+@contextlib.contextmanager
+def lock(run_dir: Path, stage: str, wait: bool = False) -> Iterator[None]:
+    """Exclusive lock on one stage of a run directory (released when the process dies).
+
+    A second process that tries to run the same stage on the same run directory gets a clear
+    :class:`RunDirError` (or waits with ``wait=True``).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / f".lock-{stage}"
+    f = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise RunDirError(f"another repbench {stage} is already running on this run directory "
+                              f"({holder})", where=str(run_dir),
+                              hint="wait for it to finish, or use another run directory") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        f.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            f.seek(0)
+            f.truncate()
+        f.close()
+
+
+# --------------------------------------------------------------------------- provenance
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"repbench": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "scipy", "dscribe", "ase", "optuna", "h5py", "numba"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def host_info() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"hostname": socket.gethostname(), "platform": platform.platform(), "cpu": cpu,
+            "cores": os.cpu_count()}
+
+
+# --------------------------------------------------------------------------- HDF5 helpers
+def _h5_write_array(g: h5py.Group, name: str, arr: np.ndarray) -> None:
+    arr = np.asarray(arr)
+    if arr.dtype.kind == "U":
+        g.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
+    elif arr.size == 0:
+        g.create_dataset(name, data=arr)
+    else:
+        g.create_dataset(name, data=arr, fletcher32=True, chunks=True)
+
+
+def write_structures(g: h5py.Group, s: StructureSet) -> None:
+    """Store a :class:`StructureSet` in an HDF5 group."""
+    for k in ("z", "positions", "offsets", "cells", "pbc", "ids", "parts"):
+        _h5_write_array(g, k, getattr(s, k))
+    tg = g.create_group("targets")
+    for k, v in s.targets.items():
+        _h5_write_array(tg, k, v)
+        info = s.target_info[k]
+        tg[k].attrs.update({"unit": info.unit, "extensive": info.extensive, "description": info.description})
+    g.attrs["name"] = s.name
+    g.attrs["source"] = s.source
+    g.attrs["content_hash"] = s.content_hash()
+
+
+def read_structures(g: h5py.Group) -> StructureSet:
+    """Read a :class:`StructureSet` written by :func:`write_structures`."""
+    targets, info = {}, {}
+    for k, ds in g["targets"].items():
+        targets[k] = ds[()]
+        info[k] = TargetInfo(unit=str(ds.attrs["unit"]), extensive=bool(ds.attrs["extensive"]),
+                             description=str(ds.attrs.get("description", "")))
+    s = StructureSet(
+        name=str(g.attrs["name"]), z=g["z"][()], positions=g["positions"][()], offsets=g["offsets"][()],
+        cells=g["cells"][()], pbc=g["pbc"][()], ids=g["ids"].asstr()[()], parts=g["parts"].asstr()[()],
+        targets=targets, target_info=info, source=str(g.attrs["source"]),
+    )
+    return s
+
+
+# --------------------------------------------------------------------------- the run directory
+@dataclass
+class RunDir:
+    """A run directory (see the module docstring for its layout)."""
+
+    path: Path
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+
+    # paths
+    @property
+    def run_yaml(self) -> Path:
+        return self.path / "run.yaml"
+
+    @property
+    def data_h5(self) -> Path:
+        return self.path / "data.h5"
+
+    @property
+    def cache(self) -> Path:
+        return self.path / "cache"
+
+    @property
+    def tune_dir(self) -> Path:
+        return self.path / "tune"
+
+    @property
+    def curve_dir(self) -> Path:
+        return self.path / "curve"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    def exists(self) -> bool:
+        return self.run_yaml.exists()
+
+    # run.yaml
+    def read_meta(self) -> dict:
+        if not self.path.is_dir():
+            raise RunDirError("run directory not found", where=str(self.path),
+                              hint="create it with `repbench prepare CONFIG`")
+        if not self.run_yaml.exists():
+            raise RunDirError("not a run directory (run.yaml is missing)", where=str(self.path),
+                              hint="create it with `repbench prepare CONFIG`")
+        meta = read_yaml(self.run_yaml)
+        if not isinstance(meta, dict) or "config" not in meta:
+            raise RunDirError("run.yaml is damaged (no config section)", where=str(self.run_yaml),
+                              hint="re-create the run with `repbench prepare CONFIG --force`")
+        fv = meta.get("format_version")
+        if fv != FORMAT_VERSION:
+            raise RunDirError(f"run.yaml has format version {fv!r}; this repbench ({__version__}) reads "
+                              f"version {FORMAT_VERSION}", where=str(self.run_yaml),
+                              hint="re-create the run with `repbench prepare CONFIG --force`, or use the "
+                                   f"repbench version recorded in it ({meta.get('versions', {}).get('repbench')})")
+        return meta
+
+    def config(self):
+        """The run's validated config (as stored in run.yaml)."""
+        from . import config as cfg
+        from .errors import ConfigError
+
+        meta = self.read_meta()
+        try:
+            return cfg.from_dict(meta["config"], str(self.run_yaml))
+        except ConfigError as e:
+            raise RunDirError(f"the config stored in run.yaml is invalid: {e.message}",
+                              where=str(self.run_yaml), hint="re-create the run with `repbench prepare`") from None
+
+    def update_status(self, stage: str, status: str, **extra) -> None:
+        """Record a stage's status in run.yaml (atomic rewrite, under the run-yaml lock)."""
+        with lock(self.path, "run-yaml", wait=True):
+            meta = self.read_meta()
+            meta.setdefault("status", {})[stage] = {"state": status,
+                                                    "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+            write_yaml(self.run_yaml, meta)
+
+    # data.h5
+    def write_data(self, structures: StructureSet, splits, meta: dict) -> None:
+        with atomic_path(self.data_h5) as tmp:
+            with h5py.File(tmp, "w") as f:
+                write_structures(f.create_group("structures"), structures)
+                write_splits(f.create_group("splits"), splits)
+                f.attrs.update({k: str(v) for k, v in meta.items()})
+
+    def read_data(self):
+        """(structures, splits, attrs) from data.h5; a clear error if missing or damaged."""
+        if not self.data_h5.exists():
+            raise RunDirError("data.h5 is missing", where=str(self.path),
+                              hint="re-run `repbench prepare CONFIG --run-dir DIR` to recreate it")
+        try:
+            with h5py.File(self.data_h5, "r") as f:
+                return read_structures(f["structures"]), read_splits(f["splits"]), dict(f.attrs)
+        except (OSError, KeyError, ValueError) as e:
+            raise RunDirError(f"data.h5 is damaged or truncated ({e.__class__.__name__}: {e})",
+                              where=str(self.data_h5),
+                              hint="re-create it with `repbench prepare CONFIG --force`") from None
+
+
+def write_splits(g: h5py.Group, sp) -> None:
+    g.create_dataset("test", data=sp.test)
+    g.create_dataset("pool", data=sp.pool)
+    tr = g.create_group("train")
+    for size, draws in sp.train.items():
+        gs = tr.create_group(str(size))
+        for d, idx in enumerate(draws):
+            gs.create_dataset(str(d), data=idx)
+            for k, (a, b) in enumerate(sp.inner[size][d]):
+                gs.create_dataset(f"inner/{d}/{k}/train", data=a)
+                gs.create_dataset(f"inner/{d}/{k}/val", data=b)
+    tu = g.create_group("tune")
+    for k, (a, b) in enumerate(sp.tune_folds):
+        tu.create_dataset(f"{k}/train", data=a)
+        tu.create_dataset(f"{k}/val", data=b)
+
+
+def read_splits(g: h5py.Group):
+    from .splits import Splits
+
+    train, inner = {}, {}
+    for size in sorted(g["train"], key=int):
+        gs = g["train"][size]
+        draws = sorted((k for k in gs if k != "inner"), key=int)
+        train[int(size)] = [gs[d][()] for d in draws]
+        inner[int(size)] = []
+        for d in draws:
+            folds = []
+            if "inner" in gs and d in gs["inner"]:
+                for k in sorted(gs["inner"][d], key=int):
+                    folds.append((gs["inner"][d][k]["train"][()], gs["inner"][d][k]["val"][()]))
+            inner[int(size)].append(folds)
+    tune = [(g["tune"][k]["train"][()], g["tune"][k]["val"][()]) for k in sorted(g["tune"], key=int)]
+    return Splits(test=g["test"][()], pool=g["pool"][()], train=train, tune_folds=tune, inner=inner)

@@ -1,0 +1,263 @@
+"""A run directory opened for computing: cached features, kernel banks, KRR refinement and evaluation.
+
+This is the thin glue between the pure numerics (:mod:`repbench.representations`, :mod:`repbench.kernels`,
+:mod:`repbench.krr`, :mod:`repbench.baselines`) and the run directory's caches.  ``tune``, ``curve`` and
+``time`` all go through it, so every representation and kernel is computed once and then served from
+``cache/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kernels as K
+from . import krr
+from .baselines import Baseline
+from .cache import ArrayCache, STATS, index_id
+from .config import Config, canonical_hash, thaw
+from .errors import ResourceError
+from .representations import Features, compute, make_representation
+from .rundir import RunDir
+from .targets import error_metrics, target_model
+
+log = logging.getLogger("repbench")
+
+POLY_LS = 1.0  # placeholder length scale for the polynomial atom kernel (it has none)
+
+
+def take_features(f: Features, positions: np.ndarray) -> Features:
+    """Features of the structures at ``positions`` (indices into ``f``'s structures), in that order."""
+    positions = np.asarray(positions, dtype=np.int64)
+    if f.offsets is None:
+        return Features(values=f.values[positions], offsets=None)
+    counts = np.diff(f.offsets)[positions]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    rows = np.repeat(f.offsets[positions] - offsets[:-1], counts) + np.arange(offsets[-1])
+    return Features(values=f.values[rows], offsets=offsets)
+
+
+def positions_in(superset: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """Positions of ``subset``'s elements within ``superset`` (all must be present)."""
+    order = np.argsort(superset, kind="stable")
+    pos = order[np.searchsorted(superset, subset, sorter=order)]
+    if not np.array_equal(superset[pos], subset):
+        raise ValueError("subset is not contained in superset")
+    return pos
+
+
+def estimate_kernel_bytes(n_rows: int, n_cols: int, n_ls: int) -> int:
+    return 8 * n_rows * n_cols * max(1, n_ls)
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Refuse a computation whose output alone would not fit in the available memory."""
+    try:
+        avail = 0
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        return
+    if avail and nbytes > 0.8 * avail:
+        raise ResourceError(f"{what} needs {nbytes / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB of "
+                            "memory is available", hint="use smaller training sizes or fewer structures")
+
+
+@dataclass
+class Evaluation:
+    """Result of fitting on one training set and predicting one test set."""
+
+    metrics: dict            # modelled unit
+    metrics_report: dict     # report unit
+    length_scale: float | None
+    regularization: float
+    refine_loss: float | None
+    predictions: np.ndarray  # modelled unit
+
+
+class Workspace:
+    """Everything needed to compute on one run directory."""
+
+    def __init__(self, run: RunDir, cfg: Config | None = None, progress: bool = True):
+        self.run = run
+        self.cfg = cfg or run.config()
+        self.progress = progress
+        self.structures, self.splits, self.data_attrs = run.read_data()
+        ds = self.cfg.dataset
+        self.target = target_model(self.structures, ds["target"], ds["per"])
+        raw = self.structures.check_target(ds["target"])
+        self.y = self.target.modelled(raw)
+        self.counts = self.structures.element_counts() / self.target.divisor[:, None]
+        self.data_hash = self.structures.content_hash()
+        self.rep_cache = ArrayCache(run.cache / "representations", "representations")
+        self.kernel_cache = ArrayCache(run.cache / "kernels", "kernels")
+
+    # ------------------------------------------------------------------ representations
+    def rep_hash(self, rep_spec: dict) -> str:
+        rep = make_representation(rep_spec, self.structures.elements, self.structures.periodic)
+        return canonical_hash({"data": self.data_hash, "kind": rep.kind, "params": rep.params_canonical()})
+
+    def features(self, rep_spec: dict, index: np.ndarray) -> Features:
+        """Representation of structures ``index`` (cached by data, parameters and index set)."""
+        rep = make_representation(rep_spec, self.structures.elements, self.structures.periodic)
+        index = np.asarray(index, dtype=np.int64)
+        spec = {"data": self.data_hash, "kind": rep.kind, "params": rep.params_canonical(),
+                "index": index_id(index), "n": int(len(index))}
+        hit = self.rep_cache.get(spec)
+        if hit is not None:
+            return Features(values=hit["values"], offsets=hit.get("offsets"))
+        # a cached superset (e.g. all curve structures) serves any subset
+        f = compute(rep, self.structures, index, progress=self.progress)
+        STATS["representations.computed"] += 1
+        arrays = {"values": f.values}
+        if f.offsets is not None:
+            arrays["offsets"] = f.offsets
+        self.rep_cache.put(spec, arrays)
+        return f
+
+    # ------------------------------------------------------------------ kernels
+    def bank(self, rep_spec: dict, kernel: dict, rows: np.ndarray, cols: np.ndarray | None = None,
+             features: Features | None = None, features_index: np.ndarray | None = None) -> "KernelBank":
+        return KernelBank(self, rep_spec, kernel, rows, cols, features, features_index)
+
+    # ------------------------------------------------------------------ KRR
+    def refine(self, bank: "KernelBank", pool: np.ndarray, folds, krr_cfg: dict, kernel: dict,
+               ls_start: float | None = None):
+        """KRR hyper-parameter grid search on ``folds`` (dataset indices) within ``pool`` = bank rows."""
+        pos_folds = [(positions_in(pool, a), positions_in(pool, b)) for a, b in folds]
+        poly = kernel.get("atom_kernel") == "polynomial"
+        if ls_start is None and not poly:
+            ls_start = bank.median_length_scale()
+
+        def kernels(ls_list):
+            return bank.get(ls_list)
+
+        return krr.grid_search(
+            kernels, self.y[pool], pos_folds, ls_start=None if poly else ls_start,
+            reg_start=krr_cfg["reg_start"], ls_bounds=tuple(krr_cfg["ls_bounds"]),
+            reg_bounds=tuple(krr_cfg["reg_bounds"]), loss=krr_cfg["loss"], polynomial=poly,
+            baseline=krr_cfg["baseline"], counts=self.counts[pool],
+        )
+
+    def fit_predict(self, K_train: np.ndarray, K_test_train: np.ndarray, train: np.ndarray,
+                    test: np.ndarray, reg: float, baseline: str) -> np.ndarray:
+        """Fit KRR (+ baseline) on ``train`` and predict ``test`` (modelled units)."""
+        b = Baseline.make(baseline).fit(self.counts[train], self.y[train])
+        alpha = krr.fit(K_train, self.y[train] - b.predict(self.counts[train]), reg)
+        return krr.predict(K_test_train, alpha) + b.predict(self.counts[test])
+
+    def metrics(self, test: np.ndarray, pred: np.ndarray) -> tuple[dict, dict]:
+        m = error_metrics(self.y[test], pred)
+        f = self.target.report_factor
+        rep = {k: (v * f if k != "r2" else v) for k, v in m.items()}
+        return m, rep
+
+
+class KernelBank:
+    """Kernels between fixed row and column sets for any length scales.
+
+    Each request computes all missing length scales in one pass over the squared distances, keeps them in
+    memory and stores them in ``cache/kernels``.  ``cols=None`` means the symmetric rows x rows kernel.
+    """
+
+    def __init__(self, ws: Workspace, rep_spec: dict, kernel: dict, rows: np.ndarray,
+                 cols: np.ndarray | None, features: Features | None, features_index: np.ndarray | None):
+        self.ws = ws
+        self.rep_spec = rep_spec
+        self.kernel = dict(thaw(kernel))
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.cols = None if cols is None else np.asarray(cols, dtype=np.int64)
+        self._feat = features
+        self._feat_index = features_index
+        self.memory: dict[float, np.ndarray] = {}
+        self.rep_hash = ws.rep_hash(rep_spec)
+        self.poly = self.kernel.get("atom_kernel") == "polynomial"
+
+    def _features_for(self, idx: np.ndarray) -> Features:
+        if self._feat is None:
+            universe = self.rows if self.cols is None else np.unique(np.concatenate([self.rows, self.cols]))
+            self._feat_index = universe
+            self._feat = self.ws.features(self.rep_spec, universe)
+        return take_features(self._feat, positions_in(self._feat_index, idx))
+
+    def _spec(self, ls: float) -> dict:
+        k = {k: v for k, v in self.kernel.items() if k != "block_mb"}
+        return {"rep": self.rep_hash, "kernel": k, "ls": None if self.poly else float(ls),
+                "rows": index_id(self.rows), "cols": None if self.cols is None else index_id(self.cols)}
+
+    def get(self, ls_list) -> dict[float, np.ndarray]:
+        ls_list = [POLY_LS] if self.poly else [float(x) for x in ls_list]
+        out, missing = {}, []
+        for ls in ls_list:
+            if ls in self.memory:
+                out[ls] = self.memory[ls]
+                continue
+            hit = self.ws.kernel_cache.get(self._spec(ls))
+            if hit is not None:
+                self.memory[ls] = out[ls] = hit["K"]
+            else:
+                missing.append(ls)
+        if missing:
+            for ls, mat in zip(missing, self._compute(missing)):
+                self.ws.kernel_cache.put(self._spec(ls), {"K": mat})
+                self.memory[ls] = out[ls] = mat
+        return out
+
+    def _compute(self, ls_list: list[float]) -> list[np.ndarray]:
+        n_cols = len(self.rows) if self.cols is None else len(self.cols)
+        check_memory(estimate_kernel_bytes(len(self.rows), n_cols, len(ls_list)), "this kernel")
+        fa = self._features_for(self.rows)
+        fb = None if self.cols is None else self._features_for(self.cols)
+        STATS["kernels.computed"] += len(ls_list)
+        dtype = np.float32 if self.kernel.get("dtype") == "float32" else np.float64
+        block = int(self.kernel.get("block_mb", 256)) * 2**20
+        if fa.offsets is not None:
+            mats = K.local_kernel(fa.values, fa.offsets, None if fb is None else fb.values,
+                                  None if fb is None else fb.offsets, atom_kernel=self.kernel["atom_kernel"],
+                                  length_scales=ls_list, zeta=self.kernel.get("zeta", 2.0),
+                                  normalize=bool(self.kernel.get("normalize", False)), dtype=dtype,
+                                  block_bytes=block)
+        else:
+            mats = K.global_kernel(fa.values, None if fb is None else fb.values, kind=self.kernel["kind"],
+                                   length_scales=ls_list, dtype=dtype, block_bytes=block)
+        return [np.ascontiguousarray(m, dtype=np.float64) for m in mats]
+
+    def view(self, positions: np.ndarray) -> "BankView":
+        """The sub-kernels rows[positions] x rows[positions] of a symmetric bank (no recomputation)."""
+        return BankView(self, np.asarray(positions, dtype=np.int64))
+
+    def median_length_scale(self, sample: int = 2000, seed: int = 0) -> float:
+        """A starting length scale: the median distance between (atom or structure) feature vectors,
+        rounded to a power of two (the grid search moves from there)."""
+        f = self._features_for(self.rows)
+        rng = np.random.default_rng(seed)
+        X = f.values
+        take = rng.choice(len(X), size=min(sample, len(X)), replace=False)
+        Xs = X[take].astype(np.float64)
+        sq = np.sum(Xs**2, axis=1)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * Xs @ Xs.T, 0)
+        iu = np.triu_indices(len(Xs), 1)
+        med = float(np.sqrt(np.median(d2[iu]))) if len(iu[0]) else 1.0
+        if not np.isfinite(med) or med <= 0:
+            med = 1.0
+        return float(2.0 ** np.round(np.log2(med)))
+
+
+class BankView:
+    """A square slice of a symmetric :class:`KernelBank` (a smaller training set of the same draw)."""
+
+    def __init__(self, bank: KernelBank, positions: np.ndarray):
+        self.bank = bank
+        self.positions = positions
+        self.ix = np.ix_(positions, positions)
+
+    def get(self, ls_list) -> dict[float, np.ndarray]:
+        return {ls: m[self.ix] for ls, m in self.bank.get(ls_list).items()}
+
+    def median_length_scale(self) -> float:
+        return self.bank.median_length_scale()
