@@ -169,8 +169,7 @@ class Config:
 
     @property
     def is_local(self) -> bool:
-        from .representations import REGISTRY
-        return REGISTRY[self.rep_kind].local
+        return _is_local(thaw(self.representation))
 
     @property
     def has_search_space(self) -> bool:
@@ -243,8 +242,7 @@ def from_dict(data: dict, file: str = "<config>") -> Config:
     ds = _dataset(top.get("dataset", dict), file)
     sp = _splits(top.get("splits", dict, {}), file)
     rep = _representation(top.get("representation", dict), file, ds)
-    from .representations import REGISTRY
-    local = REGISTRY[next(iter(rep))].local
+    local = _is_local(rep)
     ker = _kernel(top.get("kernel", dict, {}), file, local)
     krr = _krr(top.get("krr", dict, {}), file, ds, ker)
     tune = _tune(top.get("tune", dict, {}), file)
@@ -254,6 +252,16 @@ def from_dict(data: dict, file: str = "<config>") -> Config:
     return Config(file=file, name=name, seed=seed, dataset=freeze(ds), splits=freeze(sp),
                   representation=freeze(rep), kernel=freeze(ker), krr=freeze(krr), tune=freeze(tune),
                   curve=freeze(curve), time=freeze(tim))
+
+
+def _is_local(rep: dict) -> bool:
+    """Whether a representation spec gives one row per atom (SOAP with averaging is global)."""
+    from .representations import REPRESENTATIONS as REGISTRY
+
+    kind, params = next(iter(rep.items()))
+    if kind == "soap" and isinstance(params, dict) and params.get("average", "off") not in ("off", None):
+        return False
+    return bool(REGISTRY[kind].local)
 
 
 def _dataset(data, file) -> dict:
@@ -311,10 +319,10 @@ def _splits(data, file) -> dict:
 
 def _representation(data, file, ds) -> dict:
     if not isinstance(data, dict) or len(data) != 1:
-        from .representations import REGISTRY
+        from .representations import REPRESENTATIONS as REGISTRY
         raise ConfigError("representation: must have exactly one key naming the representation", where=file,
                           hint="allowed: " + ", ".join(sorted(REGISTRY)))
-    from .representations import REGISTRY
+    from .representations import REPRESENTATIONS as REGISTRY
     kind, params = next(iter(data.items()))
     if kind not in REGISTRY:
         raise ConfigError(f"representation.{kind}: unknown representation", where=file,
@@ -332,7 +340,8 @@ def _representation(data, file, ds) -> dict:
         try:
             v = REGISTRY[kind].validate(copy.deepcopy(inst), where)
         except ConfigError as e:
-            raise ConfigError(e.message, where=file, hint=e.hint) from None
+            msg = f"{e.where}: {e.message}" if e.where else e.message
+            raise ConfigError(msg, where=file, hint=e.hint) from None
         if validated is None:
             validated = v
     if space.find_leaves(params):
