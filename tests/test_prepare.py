@@ -1,0 +1,86 @@
+"""`repbench prepare`: run directory contents, no-op re-run, refusal on a changed config, clean errors."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from repbench.cli import main
+from repbench.rundir import RunDir
+
+CFG = {
+    "name": "prep",
+    "dataset": {"name": "qm9", "target": "U0_atomization", "subset": 400},
+    "splits": {"test": 100, "train_sizes": [20, 50], "draws": 2, "tune_train": 40, "tune_val": 10},
+    "representation": {"soap": {"r_cut": 3.0, "n_max": 2, "l_max": 1, "sigma": 0.5}},
+}
+
+
+def _cfg(tmp_path, data=CFG, name="c.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def test_prepare_creates_run_dir_and_is_idempotent(tmp_path):
+    r = CliRunner()
+    cfg = _cfg(tmp_path)
+    rd = tmp_path / "run"
+    res = r.invoke(main, ["prepare", str(cfg), "--run-dir", str(rd)])
+    assert res.exit_code == 0, res.output
+    meta = yaml.safe_load((rd / "run.yaml").read_text())
+    assert meta["dataset"]["structures"] == 400 and meta["seed"] == 0
+    assert {"repbench", "dscribe", "numpy", "optuna"} <= set(meta["versions"])
+    s, sp, _ = RunDir(rd).read_data()
+    assert len(s) == 400 and len(sp.test) == 100
+    assert set(sp.test).isdisjoint(sp.all_training_indices())
+    mtime = (rd / "data.h5").stat().st_mtime_ns
+    t0 = time.perf_counter()
+    res = r.invoke(main, ["prepare", str(cfg), "--run-dir", str(rd)])
+    assert res.exit_code == 0 and "up to date" in res.output
+    assert (rd / "data.h5").stat().st_mtime_ns == mtime
+    assert time.perf_counter() - t0 < 10
+    # changed config: refused without --force, accepted with it
+    changed = _cfg(tmp_path, {**CFG, "seed": 1}, "d.yaml")
+    res = r.invoke(main, ["prepare", str(changed), "--run-dir", str(rd)])
+    assert res.exit_code == 2 and "different config" in res.output
+    res = r.invoke(main, ["prepare", str(changed), "--run-dir", str(rd), "--force"])
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load((rd / "run.yaml").read_text())["seed"] == 1
+
+
+def test_same_config_gives_identical_data(tmp_path):
+    r = CliRunner()
+    cfg = _cfg(tmp_path)
+    for d in ("a", "b"):
+        assert r.invoke(main, ["prepare", str(cfg), "--run-dir", str(tmp_path / d)]).exit_code == 0
+    with h5py.File(tmp_path / "a" / "data.h5") as fa, h5py.File(tmp_path / "b" / "data.h5") as fb:
+        for k in ("splits/test", "splits/train/50/1", "splits/tune/0/val", "structures/positions"):
+            assert np.array_equal(fa[k][()], fb[k][()])
+
+
+@pytest.mark.parametrize("bad,expect", [
+    ({**CFG, "colour": 1}, "colour: unknown key"),
+    ({**CFG, "splits": {**CFG["splits"], "draws": "x"}}, "splits.draws: wrong type"),
+    ({**CFG, "splits": {**CFG["splits"], "draws": -2}}, "out of range"),
+    ({**CFG, "dataset": {"name": "nmd18", "path": "/nonexistent/nmd18", "target": "formation_energy"}},
+     "/nonexistent/nmd18"),
+    ({**CFG, "dataset": {**CFG["dataset"], "target": "nonsense"}}, "nonsense"),
+])
+def test_bad_input_exit_2_no_traceback_no_run_dir(tmp_path, bad, expect):
+    cfg = _cfg(tmp_path, bad)
+    rd = tmp_path / "run"
+    p = subprocess.run([sys.executable, "-m", "repbench", "prepare", str(cfg), "--run-dir", str(rd)],
+                       capture_output=True, text=True)
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
+    assert expect in p.stderr, p.stderr
+    assert len([line for line in p.stderr.strip().splitlines() if line.strip()]) <= 3
+    assert not rd.exists()
+    assert not list(tmp_path.glob(".run.*"))
