@@ -18,7 +18,8 @@ from rich.logging import RichHandler
 from . import __version__
 from .errors import RepbenchError
 
-console = Console(stderr=False)
+# not a terminal (a pipe, a log file): wide enough for the report table
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 

@@ -122,7 +122,7 @@ def _compute_points(run, cfg, ws: Workspace, model, mhash, todo, progress, conso
                 refine_loss = None
                 if cfg.curve["refine"] and cfg.krr["refine"] and folds:
                     res = ws.refine(view, tr, folds, krr_cfg, ker, ls_start=model["length_scale"])
-                    ls, reg, refine_loss = res.length_scale, res.regularization, float(res.loss)
+                    ls, reg, refine_loss = res.ls, res.reg, float(res.loss)
                 else:
                     ls, reg = model["length_scale"], model["regularization"]
                     if (ls is None and not poly) or reg is None:

@@ -28,6 +28,17 @@ def _save(fig, path_stem: Path) -> list[Path]:
     return out
 
 
+def _plain_log_axes(ax) -> None:
+    """Log axes with plain numbers (100, 0.5) instead of 10^2, 5x10^-1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(fmt)
+        axis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
+        axis.set_minor_formatter(fmt)
+
+
 def _label(curve: dict) -> str:
     return f"{curve['run']} ({curve['representation']})"
 
@@ -43,6 +54,7 @@ def learning_curves(curves: list[dict], path_stem: Path, metric: str = "mae") ->
         ax.errorbar(n, m, yerr=sd, marker="o", capsize=3, label=_label(c))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_axes(ax)
     ax.set_xlabel("training set size")
     ax.set_ylabel(f"test {metric.upper()} [{', '.join(units)}]")
     ds = sorted({c["dataset"] for c in curves})
@@ -77,6 +89,7 @@ def error_vs_cost(points: list[dict], path_stem: Path, metric: str = "mae") -> l
         ax.plot(cost[f], err[f], "k--", lw=1, label="Pareto front", zorder=2)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_axes(ax)
     ax.set_xlabel("cost: seconds per predicted structure (representation + kernel row)")
     units = sorted({p["unit"] for p in points})
     ax.set_ylabel(f"test {metric.upper()} [{', '.join(units)}]")

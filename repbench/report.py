@@ -92,23 +92,30 @@ def render(records: list[dict], fmt: str, metric: str = "mae") -> str:
 
 
 def rich_table(records: list[dict], metric: str = "mae"):
+    """A compact table for people: one row per run; dataset, target and units in the title."""
     from rich.table import Table
 
     cols, rs = rows(records, metric)
-    t = Table(title=f"test {metric.upper()} (mean ± std over draws) and cost", show_lines=False)
-    show = [c for c in cols if "_std@" not in c and c != "kernel_size"]
-    for c in show:
-        t.add_column(c.replace("rep_s_per_structure", "rep s/struct").replace("kernel_s", "kernel s"),
-                     justify="right" if "@" in c or c.endswith("_s") or "per_structure" in c else "left")
+    sizes = [c.split("@")[1] for c in cols if c.startswith(f"{metric}@")]
+    units = sorted({r["unit"] for r in rs})
+    what = sorted({f"{r['dataset']} {r['target']}" for r in rs})
+    from rich.markup import escape
+
+    t = Table(title=escape(f"{'; '.join(what)}: test {metric.upper()} [{', '.join(units)}], "
+                           "mean ± std over draws"))
+    t.add_column("run")
+    t.add_column("repr.")
+    for n in sizes:
+        t.add_column(f"n={n}", justify="right")
+    t.add_column("repr. ms/struct", justify="right")
+    t.add_column("kernel s (n)", justify="right")
     for r in rs:
-        cells = []
-        for c in show:
-            if c.startswith(f"{metric}@") and r[c] is not None:
-                cells.append(f"{r[c]:.4g} ± {r[c.replace('@', '_std@')]:.2g}")
-            elif c == "kernel_s" and r[c] is not None:
-                cells.append(f"{r[c]:.3g} (n={r['kernel_size']})")
-            else:
-                cells.append(_fmt(r[c]))
+        cells = [r["run"], r["representation"]]
+        for n in sizes:
+            v, sd = r[f"{metric}@{n}"], r[f"{metric}_std@{n}"]
+            cells.append("-" if v is None else f"{v:.4g} ± {sd:.2g}")
+        cells.append("-" if r["rep_s_per_structure"] is None else f"{r['rep_s_per_structure'] * 1e3:.3g}")
+        cells.append("-" if r["kernel_s"] is None else f"{r['kernel_s']:.3g} ({r['kernel_size']})")
         t.add_row(*cells)
     return t
 

@@ -2,7 +2,7 @@
 
 Each measurement runs once to warm up (imports, numba compilation, page faults), then ``time.repeats``
 times; min and median are recorded.  Hardware and library versions are written beside the figures, so a
-reader knows what machine produced them.  Sizes: ``time.sizes`` or the learning curve's training sizes.
+reader knows what machine produced them.  Sizes: ``time.sizes`` or the learning curve's largest training size.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
         ls = 1.0 if poly else float(model["length_scale"] or 1.0)
         reg = float(model["regularization"] or 1e-6)
         repeats = cfg.time["repeats"]
-        sizes = list(cfg.time["sizes"] or sorted(ws.splits.train))
+        sizes = list(cfg.time["sizes"] or [max(ws.splits.train)])
         pool, test = ws.splits.pool, ws.splits.test
         sizes = [s for s in sizes if s <= len(pool)]
         n_rep = min(cfg.time["n_structures"], len(pool))

@@ -92,8 +92,20 @@ def _storage(url: str):
                             hint="check the URL, that the database exists and the server is reachable") from None
 
 
+def _quiet_optuna() -> None:
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+
+
 def open_study(run: RunDir, cfg: Config, storage: str | None = None):
     import optuna
+
+    _quiet_optuna()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage or default_storage(run)
@@ -142,7 +154,7 @@ def objective_values(ws, cfg: Config, params: dict) -> dict:
     krr_cfg["loss"] = cfg.tune["loss"]
     bank = ws.bank(rep_spec, kernel, tune_set)
     res = ws.refine(bank, tune_set, folds, krr_cfg, kernel)
-    return {"loss": float(res.loss), "length_scale": res.length_scale, "regularization": res.regularization}
+    return {"loss": float(res.loss), "length_scale": res.ls, "regularization": res.reg}
 
 
 def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: float | None = None,
@@ -154,6 +166,7 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
 
     from .workspace import Workspace
 
+    _quiet_optuna()
     cfg = run.config()
     ws = Workspace(run, cfg, progress=False)
     study = open_study(run, cfg, storage)

@@ -139,7 +139,7 @@ class Workspace:
 
         return krr.grid_search(
             kernels, self.y[pool], pos_folds, ls_start=None if poly else ls_start,
-            reg_start=krr_cfg["reg_start"], ls_bounds=tuple(krr_cfg["ls_bounds"]),
+            reg_start=2.0 ** krr_cfg["reg_start"], ls_bounds=tuple(krr_cfg["ls_bounds"]),
             reg_bounds=tuple(krr_cfg["reg_bounds"]), loss=krr_cfg["loss"], polynomial=poly,
             baseline=krr_cfg["baseline"], counts=self.counts[pool],
         )
