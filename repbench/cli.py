@@ -30,7 +30,9 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except RepbenchError as e:
-            err_console.print(f"[bold red]error:[/] {e.format()}", highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            err_console.print(f"[bold red]error:[/] {escape(e.format())}", highlight=False, soft_wrap=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: finished work is saved; re-run the command to resume")

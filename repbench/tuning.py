@@ -9,7 +9,7 @@
 * A trial that raises (impossible combination, out of memory, ``--trial-timeout``) is recorded as FAIL
   with the reason in its ``error`` attribute; the study goes on.  Trials left RUNNING by a killed worker
   are failed by optuna's heartbeat and retried with the same parameters
-  (:class:`optuna.storages.RetryFailedTrialCallback`); they do not count towards ``--trials``.
+  (optuna's ``RetryHeartbeatStaleTrialCallback``); they do not count towards ``--trials``.
 * ``--trials N`` means: the study holds N finished trials (complete or failed with a reason).
 """
 
@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -74,16 +75,19 @@ def study_name(cfg: Config) -> str:
 def _storage(url: str):
     import optuna
 
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna import storages
 
     kwargs = {}
+    if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # optuna >= 4.9
+        kwargs["heartbeat_stale_trial_callback"] = storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+    else:
+        kwargs["failed_trial_callback"] = storages.RetryFailedTrialCallback(max_retry=3)
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
     else:
         kwargs["engine_kwargs"] = {"pool_pre_ping": True}
     try:
-        return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=3), **kwargs)
+        return storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **kwargs)
     except ImportError as e:
         raise RepbenchError(f"cannot open the optuna storage {url!r}: {e}",
                             hint="for PostgreSQL install the driver: pip install 'repbench[postgres]'") from None
@@ -181,6 +185,7 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
         if timeout is not None and time.monotonic() - t_start > timeout:
             break
         trial = study.ask()
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         t0 = time.perf_counter()
         try:
             params = space.suggest(trial, sp)
