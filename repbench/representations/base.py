@@ -1,0 +1,400 @@
+"""Common interface of all representations, parameter validation helpers, and the parallel driver.
+
+A :class:`Representation` turns structures into feature arrays.  *Local* representations (SOAP, SF) give
+one row per atom, stacked in structure order, with row offsets per structure; *global* ones (MBTR) give one
+row per structure.  Either way the result is a :class:`Features`.
+
+:func:`compute` is the one entry point for whole datasets.  It splits the structures into chunks, runs them
+in a pool of forked worker processes that write their rows straight into a preallocated output array in
+shared memory (an anonymous ``MAP_SHARED`` mapping, so nothing large is pickled back and ``/dev/shm`` limits
+do not apply), and shows a progress bar.  Every structure is computed by itself, so the result does not
+depend on the number of workers or on the chunking: it is bit-identical for 1 and for N workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import mmap
+import multiprocessing
+import numbers
+import os
+import sys
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..structures import SYMBOLS, StructureSet, atomic_number
+
+
+# ---------------------------------------------------------------------------------------------- results
+@dataclass(frozen=True, eq=False)
+class Features:
+    """The result of computing a representation.
+
+    values: local: ``(n_atoms_total, dim)`` per-atom rows in structure order; global: ``(n_structures, dim)``.
+    offsets: local: ``(n_structures + 1,)`` int64 row offsets (structure ``i`` is
+        ``values[offsets[i]:offsets[i+1]]``); global: ``None``.
+    """
+
+    values: np.ndarray
+    offsets: np.ndarray | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.offsets is not None
+
+    @property
+    def n_structures(self) -> int:
+        return len(self.offsets) - 1 if self.offsets is not None else self.values.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return int(self.values.shape[1])
+
+    def __len__(self) -> int:
+        return self.n_structures
+
+    def structure(self, i: int) -> np.ndarray:
+        """The rows of structure ``i`` (local: ``(n_atoms_i, dim)``; global: ``(dim,)``)."""
+        if self.offsets is None:
+            return self.values[i]
+        return self.values[self.offsets[i]:self.offsets[i + 1]]
+
+
+# ---------------------------------------------------------------------------------------------- validation
+def _typename(value) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def check_mapping(value, where: str, allowed=None, *, none_ok: bool = True) -> dict:
+    """``value`` as a dict (``None`` -> ``{}`` when ``none_ok``); unknown keys are errors."""
+    if value is None and none_ok:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"expected a mapping, got {_typename(value)} {value!r}", where=where,
+                          hint=f"allowed keys: {', '.join(allowed)}" if allowed else "")
+    for key in value:
+        if not isinstance(key, str):
+            raise ConfigError(f"keys must be strings, got {key!r}", where=where)
+    if allowed is not None:
+        unknown = [k for k in value if k not in allowed]
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r}", where=_join(where, unknown[0]),
+                              hint=f"allowed keys: {', '.join(allowed)}")
+    return dict(value)
+
+
+def as_int(value, where: str, lo: int | None = None, hi: int | None = None, hint: str = "") -> int:
+    """An integer in ``[lo, hi]`` (integral floats such as ``8.0`` are accepted; booleans are not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or (
+            not isinstance(value, numbers.Integral) and not float(value).is_integer()):
+        raise ConfigError(f"expected an integer, got {_typename(value)} {value!r}", where=where,
+                          hint=hint or _range_hint(lo, hi, "integer"))
+    v = int(value)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ConfigError(f"{v} is out of range", where=where, hint=hint or _range_hint(lo, hi, "integer"))
+    return v
+
+
+def as_float(value, where: str, lo: float | None = None, hi: float | None = None, *,
+             lo_open: bool = False, hint: str = "") -> float:
+    """A finite float in ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``); booleans and strings are errors."""
+    desc = _range_hint(lo, hi, "number", lo_open)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"expected a number, got {_typename(value)} {value!r}", where=where, hint=hint or desc)
+    v = float(value)
+    if not math.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo))) or (
+            hi is not None and v > hi):
+        raise ConfigError(f"{v!r} is out of range", where=where, hint=hint or desc)
+    return v
+
+
+def as_bool(value, where: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"expected true or false, got {_typename(value)} {value!r}", where=where,
+                          hint="allowed: true, false")
+    return bool(value)
+
+
+def as_choice(value, where: str, choices) -> str:
+    choices = list(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"invalid value {value!r}", where=where,
+                          hint="allowed: " + ", ".join(str(c) for c in choices))
+    return value
+
+
+def as_list(value, where: str, *, min_len: int = 1, unique: bool = True, item=None) -> list:
+    """A list (a scalar is not accepted); ``item(x, where_i)`` converts each entry."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"expected a list, got {_typename(value)} {value!r}", where=where,
+                          hint=f"write e.g. [{value!r}]" if isinstance(value, (int, float, str)) else "")
+    if len(value) < min_len:
+        raise ConfigError(f"needs at least {min_len} entr{'y' if min_len == 1 else 'ies'}", where=where)
+    out = [item(x, f"{where}[{i}]") if item else x for i, x in enumerate(value)]
+    if unique and len(set(out)) != len(out):
+        dup = next(x for x in out if out.count(x) > 1)
+        raise ConfigError(f"duplicate entry {dup!r}", where=where, hint="list each value once")
+    return out
+
+
+def _range_hint(lo, hi, what, lo_open=False) -> str:
+    if lo is not None and hi is not None:
+        return f"allowed: {what} {'>' if lo_open else '>='} {lo} and <= {hi}"
+    if lo is not None:
+        return f"allowed: {what} {'>' if lo_open else '>='} {lo}"
+    if hi is not None:
+        return f"allowed: {what} <= {hi}"
+    return f"allowed: {what}"
+
+
+def normalize_species(species, where: str = "species") -> list[int]:
+    """Sorted unique atomic numbers from atomic numbers and/or chemical symbols."""
+    if species is None or isinstance(species, (str, bytes)) or len(species) == 0:
+        raise ConfigError("a non-empty list of elements is needed", where=where)
+    out = set()
+    for s in species:
+        if isinstance(s, str):
+            try:
+                out.add(atomic_number(s))
+            except DataError as e:
+                raise ConfigError(e.message, where=where, hint=e.hint) from None
+        else:
+            z = as_int(s, where, 1, len(SYMBOLS) - 1, hint="atomic numbers 1..118 or chemical symbols")
+            out.add(z)
+    return sorted(out)
+
+
+def dscribe_error(exc: Exception, where: str, hint: str = "") -> ConfigError:
+    """A dscribe ValueError/KeyError raised for a parameter combination, as a :class:`ConfigError`."""
+    msg = exc.args[0] if exc.args else str(exc)
+    return ConfigError(f"rejected by dscribe: {msg}", where=where, hint=hint)
+
+
+# ---------------------------------------------------------------------------------------------- interface
+class Representation(ABC):
+    """A representation with validated parameters for a fixed list of species.
+
+    Subclasses set ``kind`` and ``local`` and implement :meth:`validate`, :meth:`compute_atoms` and
+    :attr:`dim`.  ``params`` passed to ``__init__`` must already be validated (``validate`` output).
+    """
+
+    kind: str = ""
+    local: bool = True
+
+    def __init__(self, params: dict, species: list[int], periodic: bool, *, where: str | None = None):
+        self.where = where or f"representation.{self.kind}"  # key path for errors found when building
+        self.params = params
+        self.species = normalize_species(species)
+        self.periodic = bool(periodic)
+
+    # -- parameters
+    @classmethod
+    @abstractmethod
+    def validate(cls, params: dict | None, where: str) -> dict:
+        """Fill defaults and check keys, types and ranges; raise :class:`ConfigError` naming ``where.key``.
+
+        The result is JSON-able, and validating it again returns it unchanged.
+        """
+
+    def params_canonical(self) -> dict:
+        """All parameters including defaults (JSON-able, key order irrelevant), for hashing."""
+        import copy
+
+        return copy.deepcopy(self.params)
+
+    def describe(self) -> dict:
+        """Everything besides the structures that determines the array: kind, params, species, periodic."""
+        return {"kind": self.kind, "params": self.params_canonical(), "species": list(self.species),
+                "periodic": self.periodic}
+
+    # -- computing
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Number of features per row."""
+
+    @abstractmethod
+    def compute_atoms(self, atoms_list: list) -> np.ndarray:
+        """Features of one chunk in this process: local -> per-atom rows stacked; global -> one row each."""
+
+    def compute_into(self, atoms_list: list, out: np.ndarray) -> None:
+        """Write the rows of ``atoms_list`` into ``out`` (exactly the right number of rows).
+
+        Subclasses may override this to avoid a temporary copy; the values must equal
+        :meth:`compute_atoms` bit for bit.
+        """
+        out[...] = self.compute_atoms(atoms_list)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r}, species={self.species}, periodic={self.periodic})"
+
+
+def n_rows(rep: Representation, counts: np.ndarray) -> int:
+    return int(counts.sum()) if rep.local else len(counts)
+
+
+# ---------------------------------------------------------------------------------------------- driver
+#: Jobs of running :func:`compute` calls, looked up by forked workers (they inherit this dict).
+_JOBS: dict[int, dict] = {}
+_JOB_IDS = itertools.count()
+_JOBS_LOCK = threading.Lock()
+
+#: Below this many structures one process is used by default (forking costs ~10-50 ms).
+MIN_STRUCTURES_PER_WORKER = 16
+#: Default cap on workers.
+MAX_DEFAULT_WORKERS = 32
+
+
+def available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_workers(n_structures: int) -> int:
+    """``available_cpus()`` capped at 32, and fewer for small inputs (1 below 32 structures)."""
+    return max(1, min(available_cpus(), MAX_DEFAULT_WORKERS, n_structures // MIN_STRUCTURES_PER_WORKER))
+
+
+def _default_chunk_size(n: int, n_workers: int) -> int:
+    # enough chunks for load balancing and a live progress bar, few enough to keep dispatch negligible
+    return max(1, min(200, math.ceil(n / (16 * n_workers))))
+
+
+def _shared_array(shape: tuple, dtype) -> np.ndarray:
+    """A zeroed array in an anonymous shared mapping, inherited writable by forked children."""
+    nbytes = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+def _run_chunk(task: tuple[int, int]) -> tuple[int, int]:
+    """Compute chunk ``c`` of job ``token`` and write its rows; returns (chunk, n_structures)."""
+    token, c = task
+    job = _JOBS[token]
+    rep: Representation = job["rep"]
+    structures: StructureSet = job["structures"]
+    idx = job["index"]
+    a, b = job["chunks"][c]
+    r0, r1 = job["row_offsets"][a], job["row_offsets"][b]
+    atoms = structures.to_ase(idx[a:b])
+    try:
+        rep.compute_into(atoms, job["out"][r0:r1])
+    except Exception as exc:
+        ids = structures.ids[idx[a:b]]
+        raise RuntimeError(f"{rep.kind}: computing structures {ids[0]!r}..{ids[-1]!r} failed: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    return c, b - a
+
+
+def _progress_bar(enabled: bool):
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    console = Console(stderr=True)
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("structures"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, disable=not (enabled and console.is_terminal), transient=False)
+
+
+def check_species(rep: Representation, structures: StructureSet, idx: np.ndarray) -> None:
+    """Raise :class:`DataError` if a selected structure holds an element the representation lacks."""
+    bad_atoms = np.nonzero(~np.isin(structures.z, rep.species))[0]
+    if len(bad_atoms) == 0:
+        return
+    bad_structs = np.unique(np.searchsorted(structures.offsets, bad_atoms, side="right") - 1)
+    hit = np.intersect1d(bad_structs, idx)
+    if len(hit):
+        s = int(hit[0])
+        a, b = structures.offsets[s], structures.offsets[s + 1]
+        extra = sorted(set(structures.z[a:b].tolist()) - set(rep.species))
+        raise DataError(
+            f"structure {structures.ids[s]!r} contains {', '.join(SYMBOLS[z] for z in extra)}, which the "
+            f"{rep.kind} representation was not set up for ({len(hit)} structure(s) in all)",
+            where=structures.source or structures.name,
+            hint=f"species are {', '.join(SYMBOLS[z] for z in rep.species)}; build the representation with "
+                 "the elements of the whole dataset")
+
+
+def compute(rep: Representation, structures: StructureSet, index=None, *, n_workers: int | None = None,
+            chunk_size: int | None = None, progress: bool = True, dtype=np.float64) -> Features:
+    """Compute ``rep`` for ``structures`` (all, or those in ``index`` in that order).
+
+    n_workers: processes (default: the available CPUs, capped at 32, 1 for fewer than 32 structures).
+        With more than one, a fork-context pool computes chunks and writes rows into shared memory.
+    chunk_size: structures per chunk (default: about 16 chunks per worker, at most 200 structures).
+    progress: show a rich progress bar on stderr (only when stderr is a terminal).
+    dtype: float64 (default) or float32; dscribe computes in float64, rows are rounded when written.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, not {dtype}")
+    idx = np.arange(len(structures), dtype=np.int64) if index is None else np.asarray(index, dtype=np.int64)
+    if idx.ndim != 1:
+        raise ValueError("index must be one-dimensional")
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(structures)):
+        raise IndexError(f"index out of range for {len(structures)} structures")
+    n = len(idx)
+    check_species(rep, structures, idx)
+
+    counts = structures.n_atoms[idx] if n else np.zeros(0, np.int64)
+    atom_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    row_offsets = atom_offsets if rep.local else np.arange(n + 1, dtype=np.int64)
+    shape = (int(row_offsets[-1]), rep.dim)
+
+    if n_workers is None:
+        n_workers = default_workers(n)
+    n_workers = max(1, int(n_workers))
+    if chunk_size is None:
+        chunk_size = _default_chunk_size(n, n_workers)
+    chunk_size = max(1, int(chunk_size))
+    chunks = [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)]
+    n_workers = min(n_workers, len(chunks)) if chunks else 1
+    if n_workers > 1 and "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover
+        n_workers = 1
+
+    out = _shared_array(shape, dtype) if n_workers > 1 else np.empty(shape, dtype=dtype)
+    job = {"rep": rep, "structures": structures, "index": idx, "chunks": chunks, "row_offsets": row_offsets,
+           "out": out}
+    with _JOBS_LOCK:
+        token = next(_JOB_IDS)
+        _JOBS[token] = job
+    try:
+        tasks = [(token, c) for c in range(len(chunks))]
+        if n_workers == 1:
+            with _progress_bar(progress) as bar:
+                task = bar.add_task(rep.kind, total=n)
+                for t in tasks:
+                    bar.advance(task, _run_chunk(t)[1])
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            ctx = multiprocessing.get_context("fork")
+            # A worker killed (e.g. out of memory) raises BrokenProcessPool here instead of hanging.  With
+            # fork, all workers start at the first submit, i.e. before the progress bar's refresh thread.
+            pool = ProcessPoolExecutor(n_workers, mp_context=ctx)
+            try:
+                futures = [pool.submit(_run_chunk, t) for t in tasks]
+                with _progress_bar(progress) as bar:
+                    task = bar.add_task(f"{rep.kind} ({n_workers} workers)", total=n)
+                    for fut in as_completed(futures):
+                        bar.advance(task, fut.result()[1])
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
+    finally:
+        with _JOBS_LOCK:
+            _JOBS.pop(token, None)
+    return Features(values=out, offsets=atom_offsets if rep.local else None)

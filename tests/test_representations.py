@@ -1,0 +1,357 @@
+"""Representations: equality with plain dscribe, SF schemes and stratification, workers, validation."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import math
+import os
+import warnings
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk, molecule
+
+from repbench.errors import ConfigError, DataError
+from repbench.representations import (Features, compute, make_representation, radial_parameters,
+                                      validate_spec)
+from repbench.structures import StructureSet, TargetInfo
+
+dscribe = pytest.importorskip("dscribe")
+from dscribe.descriptors import ACSF, MBTR, SOAP  # noqa: E402
+
+TOL = 1e-10
+
+
+# ---------------------------------------------------------------------------------------------- data
+def _structure_set(name, atoms_list):
+    n = len(atoms_list)
+    return StructureSet.from_ase(name, atoms_list, {"e": np.zeros(n)}, {"e": TargetInfo("eV", True)})
+
+
+@pytest.fixture(scope="module")
+def qm9():
+    """~45 real QM9 molecules: every 50th of the first 2,000 rows of qm9pack's part 1, and those with F."""
+    import qm9pack
+
+    path = os.path.join(os.path.dirname(qm9pack.__file__), "data", "qm9_part1.csv")
+    atoms = []
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            if i >= 2000:
+                break
+            if i % 50 == 0 or "'F'" in row["Elements"]:   # fluorine is rare early in QM9
+                atoms.append(Atoms(symbols=ast.literal_eval(row["Elements"]),
+                                   positions=ast.literal_eval(row["XYZ_Ang"])))
+    ss = _structure_set("qm9", atoms)
+    assert len(ss) >= 40
+    return ss
+
+
+@pytest.fixture(scope="module")
+def crystals():
+    """Small periodic structures (rock salt NaCl and KCl, rattled supercells)."""
+    out = []
+    for i, (formula, a) in enumerate([("NaCl", 5.64), ("KCl", 6.29), ("NaCl", 5.5), ("KCl", 6.1)]):
+        at = bulk(formula, "rocksalt", a=a)
+        if i >= 2:
+            at = at * (2, 1, 1)
+            at.rattle(0.05, seed=i)
+        out.append(at)
+    return _structure_set("rocksalt", out)
+
+
+def _dscribe_local(desc, atoms_list):
+    return np.concatenate([np.atleast_2d(desc.create(a)) for a in atoms_list], axis=0)
+
+
+# ---------------------------------------------------------------------------------------------- SOAP
+SOAP_PARAMS = {"r_cut": 4.0, "n_max": 4, "l_max": 3, "sigma": 0.5}
+
+
+def test_soap_equals_dscribe(qm9):
+    rep = make_representation({"soap": SOAP_PARAMS}, qm9.elements, periodic=False)
+    feats = compute(rep, qm9, n_workers=1, progress=False)
+    ref = SOAP(species=qm9.elements, periodic=False, **SOAP_PARAMS)
+    expected = np.concatenate(ref.create(qm9.to_ase()), axis=0)
+    assert isinstance(feats, Features) and feats.local
+    assert feats.values.shape == expected.shape == (qm9.n_atoms.sum(), rep.dim)
+    assert feats.values.dtype == np.float64
+    assert np.abs(feats.values - expected).max() <= TOL
+    np.testing.assert_array_equal(feats.offsets, np.concatenate([[0], np.cumsum(qm9.n_atoms)]))
+    assert feats.offsets.dtype == np.int64
+    for i in (0, 7, len(qm9) - 1):
+        np.testing.assert_array_equal(feats.structure(i), rep.compute_atoms([qm9.atoms(i)]))
+
+
+def test_soap_periodic_and_averaged(crystals):
+    params = {**SOAP_PARAMS, "weighting": {"function": "pow", "r0": 2, "c": 1, "d": 1, "m": 4}}
+    rep = make_representation({"soap": params}, crystals.elements, periodic=True)
+    got = compute(rep, crystals, n_workers=1, progress=False).values
+    ref = SOAP(species=crystals.elements, periodic=True, **{**params, "weighting": dict(params["weighting"])})
+    assert np.abs(got - _dscribe_local(ref, crystals.to_ase())).max() <= TOL
+
+    rep = make_representation({"soap": {**SOAP_PARAMS, "average": "inner"}}, crystals.elements, periodic=True)
+    assert not rep.local
+    feats = compute(rep, crystals, n_workers=1, progress=False)
+    assert not feats.local and feats.offsets is None and feats.values.shape == (len(crystals), rep.dim)
+    ref = SOAP(species=crystals.elements, periodic=True, average="inner", **SOAP_PARAMS)
+    assert np.abs(feats.values - ref.create(crystals.to_ase())).max() <= TOL
+
+
+# ---------------------------------------------------------------------------------------------- SF
+def test_sf_radial_schemes_by_hand():
+    # n = 3, cutoff 5.5: r0 = 0.5, r_n = 4.5, Delta = 2 -> radii 0.5, 2.5, 4.5
+    c = radial_parameters("rad_centered", 3, 5.5)
+    np.testing.assert_allclose(c[:, 0], [0.5 / 0.25, 0.5 / 6.25, 0.5 / 20.25], rtol=1e-14)
+    np.testing.assert_array_equal(c[:, 1], [0.0, 0.0, 0.0])
+    s = radial_parameters("rad_shifted", 3, 5.5)
+    np.testing.assert_allclose(s[:, 0], [0.125, 0.125, 0.125], rtol=1e-14)
+    np.testing.assert_allclose(s[:, 1], [0.5, 2.5, 4.5], rtol=1e-14)
+
+
+def test_sf_g2_by_hand():
+    """dscribe's G2 with our (eta, mu) columns is exp(-eta (r - mu)^2) fc(r): checks the column order."""
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    rep = make_representation({"sf": {"radial": {"scheme": "rad_shifted", "n": 3, "cutoff": 5.5}}}, [1, 8], False)
+    x = rep.compute_atoms([water])
+    d = rep.acsf_dim                                     # per species block: G1, G2 x 3 per neighbour element
+    assert d == 2 * (1 + 3) and rep.dim == 2 * d
+    eta, mu = radial_parameters("rad_shifted", 3, 5.5).T
+    r = np.linalg.norm(water.positions[1:] - water.positions[0], axis=1)   # O-H distances
+    fc = 0.5 * (np.cos(np.pi * r / 5.5) + 1)
+    g2_oh = [(np.exp(-e * (r - m) ** 2) * fc).sum() for e, m in zip(eta, mu)]
+    o_row = x[0]
+    o_block = o_row[d:2 * d]                              # O is species index 1 of [H, O]
+    assert np.all(o_row[:d] == 0)
+    np.testing.assert_allclose(o_block[0], fc.sum(), rtol=1e-12)          # G1 of H neighbours
+    np.testing.assert_allclose(o_block[1:4], g2_oh, rtol=1e-12)            # G2 of H neighbours
+    assert np.all(o_block[4:] == 0)                                        # no O neighbours
+
+
+SF_ANGULAR = {"eta": [0.005, 0.1], "zeta": [1, 4], "lambda": [-1, 1]}
+
+
+@pytest.mark.parametrize("k", [[2], [2, 3]])
+@pytest.mark.parametrize("scheme", ["rad_centered", "rad_shifted"])
+def test_sf_equals_dscribe_stratified(qm9, k, scheme):
+    radial = {"scheme": scheme, "n": 5, "cutoff": 5.0}
+    params = {"k": k, "radial": radial, **({"angular": SF_ANGULAR} if 3 in k else {})}
+    rep = make_representation({"sf": params}, qm9.elements, periodic=False)
+    feats = compute(rep, qm9, n_workers=1, progress=False)
+    g4 = [[e, z, lam] for e in SF_ANGULAR["eta"] for z in SF_ANGULAR["zeta"] for lam in SF_ANGULAR["lambda"]]
+    ref = ACSF(r_cut=5.0, g2_params=radial_parameters(scheme, 5, 5.0), g4_params=g4 if 3 in k else None,
+               species=qm9.elements)
+    expected = _dscribe_local(ref, qm9.to_ase())
+    d = ref.get_number_of_features()
+    n_sp = len(qm9.elements)
+    assert rep.acsf_dim == d and rep.dim == n_sp * d == feats.values.shape[1]
+    blocks = feats.values.reshape(len(qm9.z), n_sp, d)
+    own = np.searchsorted(qm9.elements, qm9.z)
+    rows = np.arange(len(qm9.z))
+    assert np.abs(blocks[rows, own] - expected).max() <= TOL
+    others = np.ones(blocks.shape[:2], dtype=bool)
+    others[rows, own] = False
+    assert np.all(blocks[others] == 0)
+
+
+def test_sf_periodic(crystals):
+    params = {"k": [2, 3], "radial": {"n": 4, "cutoff": 5.0}, "angular": SF_ANGULAR}
+    rep = make_representation({"sf": params}, crystals.elements, periodic=True)
+    got = compute(rep, crystals, n_workers=1, progress=False).values
+    g4 = [[e, z, lam] for e in SF_ANGULAR["eta"] for z in SF_ANGULAR["zeta"] for lam in SF_ANGULAR["lambda"]]
+    ref = ACSF(r_cut=5.0, g2_params=radial_parameters("rad_shifted", 4, 5.0), g4_params=g4,
+               species=crystals.elements, periodic=True)
+    expected = _dscribe_local(ref, crystals.to_ase())
+    own = np.searchsorted(crystals.elements, crystals.z)
+    d = rep.acsf_dim
+    got_own = np.stack([got[i, o * d:(o + 1) * d] for i, o in enumerate(own)])
+    assert np.abs(got_own - expected).max() <= TOL
+
+
+# ---------------------------------------------------------------------------------------------- MBTR
+MBTR_PARAMS = {
+    "k": [2, 3],
+    "k2": {"grid": {"min": 0, "max": 1.25, "n": 30, "sigma": 0.05},
+           "weighting": {"function": "exp", "scale": 0.5, "threshold": 1e-3}, "normalization": "l2"},
+    "k3": {"geometry": "angle", "grid": {"min": 0, "max": 180, "n": 30, "sigma": 5},
+           "weighting": {"function": "exp", "scale": 0.5, "threshold": 1e-3}, "normalize_gaussians": False},
+}
+
+
+def _dscribe_mbtr(params, species, periodic):
+    out = []
+    for k in params["k"]:
+        t = params[f"k{k}"]
+        out.append(MBTR(geometry={"function": t["geometry"]}, grid=dict(t["grid"]), weighting=dict(t["weighting"]),
+                        normalize_gaussians=t["normalize_gaussians"], normalization=t["normalization"],
+                        species=species, periodic=periodic))
+    return out
+
+
+def test_mbtr_equals_concatenated_dscribe_terms(qm9):
+    rep = make_representation({"mbtr": MBTR_PARAMS}, qm9.elements, periodic=False)
+    feats = compute(rep, qm9, n_workers=1, progress=False)
+    assert not feats.local and feats.offsets is None
+    k2, k3 = _dscribe_mbtr(rep.params, qm9.elements, False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        expected = np.hstack([k2.create(qm9.to_ase()), k3.create(qm9.to_ase())])
+    assert feats.values.shape == expected.shape == (len(qm9), rep.dim)
+    assert np.abs(feats.values - expected).max() <= TOL
+    np.testing.assert_allclose(np.linalg.norm(feats.values[:, :k2.get_number_of_features()], axis=1), 1.0)
+
+
+def test_mbtr_periodic(crystals):
+    params = {"k": [2, 3], "k2": {"normalization": "n_atoms"}, "k3": {"normalization": "valle_oganov"}}
+    rep = make_representation({"mbtr": params}, crystals.elements, periodic=True)
+    got = compute(rep, crystals, n_workers=1, progress=False).values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        expected = np.hstack([t.create(crystals.to_ase())
+                              for t in _dscribe_mbtr(rep.params, crystals.elements, True)])
+    assert np.abs(got - expected).max() <= TOL and np.all(np.isfinite(got))
+
+
+def test_mbtr_runs_with_installed_ase():
+    """dscribe 2.1.2's MBTR breaks with ase >= 3.27 (TypeError about momenta/velocities, dscribe #165)."""
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    rep = make_representation({"mbtr": {"k": [2, 3]}}, [1, 8], periodic=False)
+    x = rep.compute_atoms([water])
+    assert x.shape == (1, rep.dim) and np.all(np.isfinite(x)) and x.sum() > 0
+
+
+# ---------------------------------------------------------------------------------------------- driver
+@pytest.mark.parametrize("spec", [
+    {"soap": SOAP_PARAMS},
+    {"sf": {"k": [2, 3], "radial": {"n": 4, "cutoff": 5.0}, "angular": SF_ANGULAR}},
+    {"mbtr": MBTR_PARAMS},
+], ids=["soap", "sf23", "mbtr23"])
+def test_two_workers_bit_identical(qm9, spec):
+    rep = make_representation(spec, qm9.elements, periodic=False)
+    one = compute(rep, qm9, n_workers=1, progress=False)
+    two = compute(rep, qm9, n_workers=2, chunk_size=3, progress=False)
+    assert np.array_equal(one.values, two.values)
+    if rep.local:
+        np.testing.assert_array_equal(one.offsets, two.offsets)
+    single = np.concatenate([rep.compute_atoms([a]) for a in qm9.to_ase()[:5]])
+    rows = one.offsets[5] if rep.local else 5
+    assert np.array_equal(one.values[:rows], single)
+    f32 = compute(rep, qm9, n_workers=2, chunk_size=7, progress=False, dtype=np.float32)
+    assert f32.values.dtype == np.float32 and np.array_equal(f32.values, one.values.astype(np.float32))
+
+
+def test_index_subset_and_progress(qm9):
+    rep = make_representation({"sf": {"radial": {"n": 4, "cutoff": 5.0}}}, qm9.elements, periodic=False)
+    full = compute(rep, qm9, n_workers=1, progress=False)
+    idx = [5, 2, 30, 2]
+    sub = compute(rep, qm9, idx, n_workers=1, progress=True)
+    assert sub.n_structures == 4
+    for j, i in enumerate(idx):
+        np.testing.assert_array_equal(sub.structure(j), full.structure(i))
+
+
+def test_unknown_element_is_a_data_error(qm9):
+    rep = make_representation({"sf": {"radial": {"n": 4, "cutoff": 5.0}}}, [1, 6, 7, 8], periodic=False)
+    fluorine = [i for i in range(len(qm9)) if 9 in qm9.atoms(i).numbers]
+    assert fluorine
+    with pytest.raises(DataError, match="F"):
+        compute(rep, qm9, n_workers=1, progress=False)
+    others = [i for i in range(len(qm9)) if i not in fluorine]
+    assert compute(rep, qm9, others, n_workers=1, progress=False).n_structures == len(others)
+
+
+# ---------------------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize("kind", ["soap", "sf", "mbtr"])
+def test_defaults_canonical_and_idempotent(kind):
+    spec = {kind: {"k": [2, 3], "angular": SF_ANGULAR} if kind == "sf" else None}
+    valid = validate_spec(spec)[kind]
+    assert validate_spec({kind: valid})[kind] == valid
+    assert json.loads(json.dumps(valid)) == valid
+    rep = make_representation(spec, ["H", "C", 8], periodic=False)
+    assert rep.species == [1, 6, 8] and rep.params_canonical() == valid and rep.dim > 0
+    assert rep.describe()["kind"] == kind
+
+
+def test_yaml_off_is_off():
+    # PyYAML reads a bare `off` as False
+    valid = validate_spec({"soap": {"average": False, "compression": False}})["soap"]
+    assert valid["average"] == "off" and valid["compression"] == {"mode": "off", "species_weighting": None}
+
+
+BAD = [
+    ({"soap": {"n_maxx": 8}}, "representation.soap.n_maxx", "allowed keys"),
+    ({"soap": {"n_max": "8"}}, "representation.soap.n_max", "integer"),
+    ({"soap": {"n_max": 8.5}}, "representation.soap.n_max", "integer"),
+    ({"soap": {"sigma": True}}, "representation.soap.sigma", "number"),
+    ({"soap": {"l_max": 21}}, "representation.soap.l_max", "0..20"),
+    ({"soap": {"l_max": -1}}, "representation.soap.l_max", "0..20"),
+    ({"soap": {"rbf": "polynomial", "l_max": 10}}, "representation.soap.l_max", "0..9"),
+    ({"soap": {"n_max": 1}}, "representation.soap.n_max", "2..20"),
+    ({"soap": {"rbf": "polynomial", "n_max": 0}}, "representation.soap.n_max", "1..20"),
+    ({"soap": {"r_cut": 1.0}}, "representation.soap.r_cut", "> 1"),
+    ({"soap": {"rbf": "spline"}}, "representation.soap.rbf", "gto, polynomial"),
+    ({"soap": {"n_max": 16, "r_cut": 5}}, "representation.soap.n_max", "at most n_max 15"),  # dscribe check
+    ({"soap": {"weighting": {"function": "pow", "r0": 1}}}, "representation.soap.weighting.c", "r0, c, d, m"),
+    ({"soap": {"weighting": {"function": "poly", "r0": 1, "c": 1, "m": 2, "d": 1}}},
+     "representation.soap.weighting.d", "keys for"),
+    ({"soap": {"compression": "mu3"}}, "representation.soap.compression.mode", "mu2"),
+    ({"soap": {"average": "mean"}}, "representation.soap.average", "inner"),
+    ({"sf": {"k": [2, 3]}}, "representation.sf.angular", "eta"),
+    ({"sf": {"k": [2, 3], "angular": {"eta": [0.1]}}}, "representation.sf.angular.zeta", ""),
+    ({"sf": {"angular": SF_ANGULAR}}, "representation.sf.angular", "k: [2, 3]"),
+    ({"sf": {"k": [3]}}, "representation.sf.k", "[2, 3]"),
+    ({"sf": {"k": [2, 4]}}, "representation.sf.k[1]", "[2, 3]"),
+    ({"sf": {"radial": {"n": 1}}}, "representation.sf.radial.n", ">= 2"),
+    ({"sf": {"radial": {"cutoff": 1.5}}}, "representation.sf.radial.cutoff", "> 1.5"),
+    ({"sf": {"radial": {"scheme": "rad_even"}}}, "representation.sf.radial.scheme", "rad_centered, rad_shifted"),
+    ({"sf": {"radial": {"N": 4}}}, "representation.sf.radial.N", "scheme, n, cutoff"),
+    ({"sf": {"k": [2, 3], "angular": {**SF_ANGULAR, "lambda": [0]}}}, "representation.sf.angular.lambda", "-1, 1"),
+    ({"sf": {"k": [2, 3], "angular": {**SF_ANGULAR, "zeta": 1}}}, "representation.sf.angular.zeta", "[1]"),
+    ({"sf": {"k": [2, 3], "angular": {**SF_ANGULAR, "eta": [0.1, 0.1]}}}, "representation.sf.angular.eta",
+     "once"),
+    ({"mbtr": {"k": [2], "k3": {}}}, "representation.mbtr.k3", "add 3 to k"),
+    ({"mbtr": {"k": [1]}}, "representation.mbtr.k[0]", "[2, 3]"),
+    ({"mbtr": {"k2": {"geometry": "cosine"}}}, "representation.mbtr.k2.geometry", "inverse_distance, distance"),
+    ({"mbtr": {"k2": {"grid": {"min": 1, "max": 0}}}}, "representation.mbtr.k2.grid.min", ""),
+    ({"mbtr": {"k2": {"grid": {"n": 0}}}}, "representation.mbtr.k2.grid.n", ">= 1"),
+    ({"mbtr": {"k2": {"weighting": {"function": "smooth_cutoff", "r_cut": 5}}}},
+     "representation.mbtr.k2.weighting.function", "inverse_square"),
+    ({"mbtr": {"k2": {"weighting": {"function": "exp", "scale": 0.5, "r_cut": 5}}}},
+     "representation.mbtr.k2.weighting", "exactly one"),
+    ({"mbtr": {"k2": {"normalization": "max"}}}, "representation.mbtr.k2.normalization", "l2"),
+    ({"mbtr": {"k2": {"normalize_gaussians": "yes"}}}, "representation.mbtr.k2.normalize_gaussians", "true"),
+    ({"soap": {}, "sf": {}}, "representation", "soap, sf, mbtr"),
+    ({"coulomb_matrix": {}}, "representation.coulomb_matrix", "soap, sf, mbtr"),
+    ({"soap": [1, 2]}, "representation.soap", ""),
+]
+
+
+@pytest.mark.parametrize("spec,where,hint", BAD, ids=[b[1] + "-" + str(i) for i, b in enumerate(BAD)])
+def test_validation_errors(spec, where, hint):
+    with pytest.raises(ConfigError) as info:
+        make_representation(spec, [1, 6, 8], periodic=False)
+    err = info.value
+    assert err.where == where, str(err)
+    assert str(err).startswith(where + ": ")
+    assert hint in str(err)
+
+
+def test_errors_that_need_the_dataset():
+    unity = {"mbtr": {"k2": {"weighting": {"function": "unity"}}}}
+    make_representation(unity, [1, 8], periodic=False)
+    with pytest.raises(ConfigError) as info:
+        make_representation(unity, [11, 17], periodic=True)
+    assert info.value.where == "representation.mbtr.k2.weighting"
+    with pytest.raises(ConfigError) as info:
+        make_representation({"mbtr": {"k2": {"normalization": "valle_oganov"}}}, [1, 8], periodic=False)
+    assert info.value.where == "representation.mbtr.k2.normalization"
+    sw = {"soap": {"compression": {"mode": "mu2", "species_weighting": {"H": 1.0, "C": 0.5}}}}
+    with pytest.raises(ConfigError, match="missing: O") as info:
+        make_representation(sw, [1, 6, 8], periodic=False)
+    assert info.value.where == "representation.soap.compression.species_weighting"
+    rep = make_representation(sw, [1, 6], periodic=False, where="configs/q.yaml: representation")
+    assert rep.params["compression"]["species_weighting"] == {"C": 0.5, "H": 1.0}
+    assert math.isfinite(rep.compute_atoms([molecule("CH4")]).sum())
