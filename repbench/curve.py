@@ -65,7 +65,6 @@ def run_curve(run: RunDir, *, progress: bool = True, console=None) -> dict:
         mhash = model_hash(cfg, model)
         sizes = sorted(ws.splits.train)
         draws = cfg.splits["draws"]
-        test = ws.splits.test
         todo = [(s, d) for d in range(draws) for s in sizes if not _point_ok(run, s, d, mhash)]
         if todo:
             _compute_points(run, cfg, ws, model, mhash, todo, progress, console)
@@ -73,7 +72,6 @@ def run_curve(run: RunDir, *, progress: bool = True, console=None) -> dict:
         write_yaml(run.path / "curve.yaml", doc, header="# learning curve written by `repbench curve`; "
                    "format documented in docs/formats.md")
         run.update_status("curve", "done", points=len(sizes) * draws)
-        _ = test
         return doc
 
 

@@ -48,8 +48,7 @@ def build(cfg: cfgmod.Config):
     predefined = np.nonzero(s.parts == "test")[0] if sp["use_predefined_test"] else None
     if predefined is not None and len(predefined) == 0:
         predefined = None
-    if predefined is not None and sp["test"] is not None:
-        pass  # the predefined test part wins; recorded in run.yaml
+    # with a predefined test part, splits.test is ignored; run.yaml records which test set was used
     splits = make_splits(len(s), y if sp["stratify"] else None, seed=cfg.seed, test=sp["test"],
                          predefined_test=predefined, train_sizes=list(sp["train_sizes"]), draws=sp["draws"],
                          tune_train=sp["tune_train"], tune_val=sp["tune_val"], inner_folds=sp["inner_folds"],

@@ -8,7 +8,9 @@
   validation RMSE (or MAE) in the modelled unit.  The refined KRR values are stored with the trial.
 * A trial that raises (impossible combination, out of memory, ``--trial-timeout``) is recorded as FAIL
   with the reason in its ``error`` attribute; the study goes on.  Trials left RUNNING by a killed worker
-  are failed by optuna's heartbeat and retried with the same parameters
+  are marked failed (``interrupted``) when ``repbench tune`` starts again on the run directory's own
+  study (it holds the run's tune lock, so no live worker owns them); in a shared ``--storage`` study
+  optuna's heartbeat fails them after a grace period and retries them with the same parameters
   (optuna's ``RetryHeartbeatStaleTrialCallback``); they do not count towards ``--trials``.
 * ``--trials N`` means: the study holds N finished trials (complete or failed with a reason).
 """
@@ -34,7 +36,7 @@ import numpy as np
 from . import space
 from .config import Config, thaw
 from .errors import ConfigError, RepbenchError, RunDirError
-from .rundir import RunDir, dump_yaml, write_text, write_yaml
+from .rundir import RunDir, lock, write_text, write_yaml
 
 log = logging.getLogger("repbench")
 
@@ -180,10 +182,15 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
     while True:
         fail_stale_trials(study)
         c, f, r = _counted(study)
-        if c + f + r >= n_trials:
+        if c + f >= n_trials:
             break
         if timeout is not None and time.monotonic() - t_start > timeout:
             break
+        if c + f + r >= n_trials:
+            # the remaining trials are running elsewhere: wait until they finish, or until the heartbeat
+            # declares them stale (a killed worker) and they are retried
+            time.sleep(2.0)
+            continue
         trial = study.ask()
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         t0 = time.perf_counter()
@@ -230,7 +237,31 @@ def run_tune(run: RunDir, n_trials: int | None = None, *, jobs: int = 1, storage
                                "{int: [2, 8]}, or go straight to `repbench curve`")
     n_trials = n_trials or cfg.tune["trials"]
     timeout = timeout if timeout is not None else cfg.tune["timeout"]
+    if storage is None:
+        # the study lives in this run directory: one `repbench tune` at a time (its --jobs workers share
+        # it); a second one is refused with a clear message instead of racing
+        with lock(run.path, "tune"):
+            study = open_study(run, cfg, storage)
+            _fail_orphans(study)
+            return _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout,
+                              show_progress, console)
     study = open_study(run, cfg, storage)  # create it once before workers race to
+    return _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout, show_progress, console)
+
+
+def _fail_orphans(study) -> None:
+    """Mark trials left RUNNING by a killed process as failed (not counted; a new trial replaces them).
+
+    Only called while holding the run directory's tune lock, so no live worker can own them.
+    """
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+
+def _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout, show_progress, console):
     if jobs <= 1:
         if show_progress:
             import threading

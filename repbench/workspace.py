@@ -231,20 +231,11 @@ class KernelBank:
         """The sub-kernels rows[positions] x rows[positions] of a symmetric bank (no recomputation)."""
         return BankView(self, np.asarray(positions, dtype=np.int64))
 
-    def median_length_scale(self, sample: int = 2000, seed: int = 0) -> float:
-        """A starting length scale: the median distance between (atom or structure) feature vectors,
-        rounded to a power of two (the grid search moves from there)."""
-        f = self._features_for(self.rows)
-        rng = np.random.default_rng(seed)
-        X = f.values
-        take = rng.choice(len(X), size=min(sample, len(X)), replace=False)
-        Xs = X[take].astype(np.float64)
-        sq = np.sum(Xs**2, axis=1)
-        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * Xs @ Xs.T, 0)
-        iu = np.triu_indices(len(Xs), 1)
-        med = float(np.sqrt(np.median(d2[iu]))) if len(iu[0]) else 1.0
-        if not np.isfinite(med) or med <= 0:
-            med = 1.0
+    def median_length_scale(self) -> float:
+        """A starting length scale: the median distance between (atom or structure) feature vectors
+        (:func:`repbench.kernels.median_length_scale`), rounded to a power of two so that grid points of
+        different runs coincide (the grid search moves from there)."""
+        med = K.median_length_scale(self._features_for(self.rows).values)
         return float(2.0 ** np.round(np.log2(med)))
 
 
