@@ -149,8 +149,8 @@ def datasets_show(name: str, path: str | None, target_key: str | None) -> None:
         path, name = name, "file"
     s = load_dataset(name, path, target_key=target_key)
     n_at = s.n_atoms
-    parts = {p: int(c) for p, c in zip(*np.unique(s.parts, return_counts=True))}
-    console.print(f"[bold]{s.name}[/] from {s.source}: {len(s)} structures ({parts}), {len(s.z)} atoms; "
+    parts = ", ".join(f"{p} {int(c)}" for p, c in zip(*np.unique(s.parts, return_counts=True)))
+    console.print(f"[bold]{s.name}[/] from {s.source}: {len(s)} structures (parts: {parts}), {len(s.z)} atoms; "
                   f"elements {' '.join(SYMBOLS[z] for z in s.elements)}; atoms per structure "
                   f"min {n_at.min()} / median {int(np.median(n_at))} / max {n_at.max()}; "
                   f"{'periodic' if s.periodic else 'molecules'}")
@@ -163,7 +163,12 @@ def datasets_show(name: str, path: str | None, target_key: str | None) -> None:
         info = s.target_info[k]
         t.add_row(k, info.unit, "yes" if info.extensive else "no", *(f"{x:.6g}" for x in
                   (f.mean(), f.std(), f.min(), f.max())), str(int((~np.isfinite(v)).sum())))
-    console.print(t)
+    if s.targets:
+        console.print(t)
+    else:
+        keys = s.meta.get("info_keys") or []
+        console.print("no target read" + (f"; numeric keys in the file: {', '.join(keys)} (use --target-key)"
+                                          if keys else ""))
 
 
 # --------------------------------------------------------------------------- tune
