@@ -322,28 +322,24 @@ def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, sh
 def _progress_loop(study, n_trials, stop, console):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    def refresh(prog, task):
+        try:
+            c, f, r = _counted(study)
+            try:
+                best = study.best_value
+            except ValueError:
+                best = None
+            info = f"done {c}  failed {f}  running {r}" + (f"  best {best:.5g}" if best is not None else "")
+            prog.update(task, completed=min(c + f, n_trials), info=info)
+        except Exception:  # noqa: BLE001 - a busy database must not kill the display
+            pass
+
     with Progress(TextColumn("[bold]tune[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), console=console, transient=False) as prog:
         task = prog.add_task("tune", total=n_trials, info="")
-        while True:
-            try:
-                c, f, r = _counted(study)
-                best = None
-                try:
-                    best = study.best_value
-                except ValueError:
-                    pass
-                info = f"done {c}  failed {f}  running {r}" + (f"  best {best:.5g}" if best is not None else "")
-                prog.update(task, completed=min(c + f, n_trials), info=info)
-            except Exception:  # noqa: BLE001 - a busy database must not kill the display
-                pass
-            if stop.wait(1.0):
-                break
-        try:
-            c, f, r = _counted(study)
-            prog.update(task, completed=min(c + f, n_trials))
-        except Exception:  # noqa: BLE001
-            pass
+        while not stop.wait(1.0):
+            refresh(prog, task)
+        refresh(prog, task)
 
 
 def trial_rows(study) -> list[dict]:
