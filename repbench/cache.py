@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from .config import canonical_hash
-from .rundir import atomic_path
+from .rundir import atomic_path, check_disk
 
 log = logging.getLogger("repbench")
 
@@ -46,7 +46,12 @@ class ArrayCache:
     def path(self, spec: dict) -> Path:
         return self.folder / f"{self.key(spec)}.h5"
 
-    def get(self, spec: dict) -> dict[str, np.ndarray] | None:
+    def get(self, spec: dict, shapes: dict[str, tuple | None] | None = None) -> dict[str, np.ndarray] | None:
+        """The arrays stored for ``spec``, or None (missing, or damaged: then deleted, to be recomputed).
+
+        ``shapes``: arrays the entry must hold, with their expected shapes (``None``: any shape); an entry
+        that lacks one or holds another shape is as damaged as one with a bad checksum.
+        """
         p = self.path(spec)
         if not p.exists():
             STATS[f"{self.name}.miss"] += 1
@@ -57,6 +62,11 @@ class ArrayCache:
                 if stored != json.loads(json.dumps(spec, sort_keys=True, default=str)):
                     raise ValueError("stored key does not match")
                 out = {k: f[k][()] for k in f.keys()}
+            for k, shape in (shapes or {}).items():
+                if k not in out:
+                    raise ValueError(f"array {k!r} is missing")
+                if shape is not None and out[k].shape != tuple(shape):
+                    raise ValueError(f"array {k!r} has shape {out[k].shape}, expected {tuple(shape)}")
         except Exception as e:  # noqa: BLE001 - any failure means the entry cannot be trusted
             log.warning("cache entry %s is damaged (%s: %s); recomputing it", p, e.__class__.__name__, e)
             STATS[f"{self.name}.corrupt"] += 1
@@ -67,6 +77,9 @@ class ArrayCache:
 
     def put(self, spec: dict, arrays: dict[str, np.ndarray]) -> None:
         STATS[f"{self.name}.put"] += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        check_disk(self.folder, sum(np.asarray(v).nbytes for v in arrays.values()),
+                   f"the {self.name} cache entry {self.key(spec)}.h5")
         with atomic_path(self.path(spec)) as tmp:
             with h5py.File(tmp, "w") as f:
                 f.attrs["key_spec"] = json.dumps(spec, sort_keys=True, default=str)

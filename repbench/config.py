@@ -214,7 +214,8 @@ def load(path: str | Path) -> Config:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config: {e}", where=str(path)) from None
+        raise ConfigError(f"cannot read config: {e}", where=str(path),
+                          hint="a config is a UTF-8 text file in YAML; see configs/quickstart.yaml") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -386,7 +387,8 @@ def _krr(data, file, ds, ker) -> dict:
         b = out[k]
         if len(b) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in b) \
                 or b[0] >= b[1]:
-            c.fail(f"krr.{k}", f"must be [low, high] log2 exponents with low < high, got {b}")
+            c.fail(f"krr.{k}", f"must be [low, high] log2 exponents with low < high, got {b}",
+                   hint=f"e.g. {[-20, 20] if k == 'ls_bounds' else [-40, 0]}")
     if not out["refine"] and (out["length_scale"] is None and ker.get("atom_kernel") != "polynomial"
                               or out["regularization"] is None):
         c.fail("krr.refine", "is false, so krr.length_scale and krr.regularization must be given",

@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import Config, thaw
 from .errors import ConfigError, RunDirError
-from .rundir import RunDir, lock, read_yaml, write_yaml
+from .rundir import RunDir, clean_stale_tmp, lock, read_yaml, write_yaml
 from .tuning import read_best
 from .workspace import Workspace, positions_in
 
@@ -60,6 +60,7 @@ def run_curve(run: RunDir, *, progress: bool = True, console=None) -> dict:
     """Compute the missing learning-curve points and write curve.yaml."""
     with lock(run.path, "curve"):
         cfg = run.config()
+        clean_stale_tmp(run.path)  # temporary files of killed writers
         ws = Workspace(run, cfg, progress=progress)
         model = resolved_model(run, cfg)
         mhash = model_hash(cfg, model)
@@ -84,7 +85,13 @@ def _point_ok(run: RunDir, size: int, draw: int, mhash: str) -> bool:
     except RunDirError:
         log.warning("%s is damaged; recomputing it", p)
         return False
-    return isinstance(doc, dict) and doc.get("model_hash") == mhash and "metrics" in doc
+    ok = (isinstance(doc, dict) and doc.get("model_hash") == mhash and doc.get("size") == size
+          and doc.get("draw") == draw and {"length_scale", "regularization", "refine_loss"} <= set(doc)
+          and all(isinstance(doc.get(m), dict) and {"rmse", "mae", "maxae", "r2"} <= set(doc[m])
+                  for m in ("metrics", "metrics_report")))
+    if not ok and isinstance(doc, dict) and doc.get("model_hash") == mhash:
+        log.warning("%s is incomplete or damaged; recomputing it", p)
+    return ok
 
 
 def _compute_points(run, cfg, ws: Workspace, model, mhash, todo, progress, console):

@@ -6,6 +6,7 @@ built under a temporary name and renamed into place, so a failure leaves no part
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -15,8 +16,9 @@ import numpy as np
 
 from . import config as cfgmod
 from .datasets import load_dataset
-from .errors import RunDirError
-from .rundir import FORMAT_VERSION, RunDir, host_info, lock, versions, write_yaml
+from .errors import ConfigError, DataError, RunDirError
+from .rundir import (FORMAT_VERSION, RunDir, check_disk, clean_stale_tmp, host_info, lock, nbytes_of, tmp_prefix,
+                     versions, write_yaml)
 from .splits import make_splits, subset_indices
 from .structures import StructureSet
 from .targets import target_model
@@ -31,6 +33,14 @@ def default_run_dir(cfg: cfgmod.Config) -> Path:
 def load_structures(cfg: cfgmod.Config) -> StructureSet:
     """The run's structures: the dataset, reduced to ``dataset.subset`` structures if set."""
     ds = cfg.dataset
+    if ds["path"] and not Path(ds["path"]).expanduser().exists():
+        from .datasets import HOW_TO_GET
+
+        tried = str(Path(ds["path"]).expanduser().absolute())
+        if not Path(ds["path"]).is_absolute() and Path(cfg.file).exists():
+            tried += f" nor {(Path(cfg.file).parent / ds['path']).absolute()}"
+        raise DataError(f"dataset.path: {ds['path']} not found (looked for {tried})", where=str(cfg.file),
+                        hint=HOW_TO_GET[ds["name"]])
     s = load_dataset(ds["name"], ds["path"], target_key=ds["target_key"], target_unit=ds["target_unit"],
                      target_extensive=ds["target_extensive"], format=ds["format"])
     if ds["subset"] is not None and ds["subset"] < len(s):
@@ -41,6 +51,16 @@ def load_structures(cfg: cfgmod.Config) -> StructureSet:
 
 def build(cfg: cfgmod.Config):
     """(structures, splits) for a config: a pure function of the config and the dataset files."""
+    try:
+        return _build(cfg)
+    except ConfigError as e:
+        if e.where:
+            raise
+        # a config value that only the dataset shows to be wrong: name the config file
+        raise ConfigError(e.message, where=str(cfg.file), hint=e.hint) from None
+
+
+def _build(cfg: cfgmod.Config):
     s = load_structures(cfg)
     ds, sp = cfg.dataset, cfg.splits
     tm = target_model(s, ds["target"], ds["per"])
@@ -100,6 +120,7 @@ def prepare(config_path: str | Path, run_dir: str | Path | None = None, force: b
     meta = run_meta(cfg, s, splits)
     if rd.exists():
         with lock(rd.path, "prepare"):
+            clean_stale_tmp(rd.path)
             for name in RESULT_FILES:
                 p = rd.path / name
                 if p.is_dir():
@@ -110,8 +131,11 @@ def prepare(config_path: str | Path, run_dir: str | Path | None = None, force: b
             write_yaml(rd.run_yaml, meta)
         return rd, "replaced"
     rd.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{rd.path.name}.", suffix=".tmp", dir=rd.path.parent))
+    clean_stale_tmp(rd.path.parent, name=rd.path.name)  # left by a killed prepare
+    check_disk(rd.path.parent, nbytes_of(s) + nbytes_of(splits), f"{rd.path.name}/data.h5")
+    tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(rd.path.name), suffix=".tmp", dir=rd.path.parent))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         trd = RunDir(tmp)
         trd.write_data(s, splits, {"data_hash": cfg.data_hash()})
         write_yaml(trd.run_yaml, meta)

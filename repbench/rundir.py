@@ -25,6 +25,8 @@ import errno
 import fcntl
 import os
 import platform
+import re
+import shutil
 import socket
 import tempfile
 import time
@@ -53,18 +55,66 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def tmp_prefix(name: str) -> str:
+    """Prefix of a temporary file or folder for ``name``: ``.<name>.<host>-<pid>.`` (see clean_stale_tmp)."""
+    return f".{name}.{_HOST}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def clean_stale_tmp(folder: str | Path, name: str | None = None) -> int:
+    """Remove the temporary files and folders that killed writers left under ``folder`` (recursively).
+
+    Only entries named by :func:`tmp_prefix` whose process is gone are removed: this host and a pid that
+    no longer runs (another host's files, or a live process's, are never touched).  ``name``: only
+    temporaries of that target name, and only directly in ``folder``.  Returns how many were removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    found = folder.glob(f".{name}.*.tmp") if name else (p for p in folder.rglob("*.tmp"))
+    n = 0
+    for p in list(found):
+        m = _TMP_NAME.match(p.name)
+        if not m or m["host"] != _HOST or (name and m["name"] != name) or _pid_alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            n += 1
+    return n
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsynced and renamed onto ``path``.
 
     On any error (including a full disk) the temporary file is removed and ``path`` is left as it was.
+    A temporary file left by a killed process is removed by the next stage on the run directory
+    (:func:`clean_stale_tmp`).  The file gets the usual permissions (0644), not mkstemp's 0600, so that
+    a run directory on a shared filesystem can be read by the other users' workers.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
+        os.chmod(tmp, 0o644)
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -79,6 +129,37 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def nbytes_of(obj: Any) -> int:
+    """Bytes of all numpy arrays in a nested structure (dicts, lists, tuples, dataclasses)."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes) if obj.dtype.kind != "U" else int(obj.size * max(1, obj.itemsize // 4))
+    if isinstance(obj, dict):
+        return sum(nbytes_of(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(nbytes_of(v) for v in obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        return sum(nbytes_of(getattr(obj, k)) for k in obj.__dataclass_fields__)
+    return 0
+
+
+def check_disk(folder: str | Path, nbytes: int, what: str) -> None:
+    """Refuse to start an HDF5 write of ``nbytes`` that the disk cannot hold.
+
+    A YAML or text write that meets a full disk fails cleanly (:func:`atomic_path`), but HDF5 cannot
+    recover from a full disk in the middle of a write (h5py 3.16 / HDF5 2.0 even crash the process), so
+    HDF5 files are only started when they fit, with a margin for chunk checksums and metadata.
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    need = int(nbytes * 1.05) + 2**20
+    if need > free:
+        raise ResourceError(f"disk full: writing {what} needs {need / 2**20:.1f} MiB but only "
+                            f"{free / 2**20:.1f} MiB are free; nothing was written", where=str(folder),
+                            hint="free some disk space and re-run; finished work is kept")
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -120,7 +201,7 @@ def read_yaml(path: str | Path) -> Any:
         return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise RunDirError(f"{path.name} is missing", where=str(path.parent)) from None
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise RunDirError(f"{path.name} is not valid YAML ({e.__class__.__name__})", where=str(path),
                           hint="the file was edited or damaged; delete it to recompute") from None
 
@@ -301,6 +382,8 @@ class RunDir:
 
     # data.h5
     def write_data(self, structures: StructureSet, splits, meta: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        check_disk(self.path, nbytes_of(structures) + nbytes_of(splits), "data.h5")
         with atomic_path(self.data_h5) as tmp:
             with h5py.File(tmp, "w") as f:
                 write_structures(f.create_group("structures"), structures)

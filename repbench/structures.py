@@ -157,19 +157,19 @@ class StructureSet:
         if not np.all(np.isfinite(self.positions)):
             bad = int(np.nonzero(~np.isfinite(self.positions).all(axis=1))[0][0])
             s = int(np.searchsorted(self.offsets, bad, side="right") - 1)
-            raise DataError(f"non-finite coordinate in structure {self.ids[s]!r}", where=where)
+            raise DataError(f"non-finite coordinate in structure {str(self.ids[s])!r}", where=where)
         if len(self.ids) != n or len(self.parts) != n:
             raise DataError("ids/parts length differs from the number of structures", where=where)
         uniq, counts = np.unique(self.ids, return_counts=True)
         if np.any(counts > 1):
-            raise DataError(f"duplicate structure id {uniq[counts > 1][0]!r}", where=where,
+            raise DataError(f"duplicate structure id {str(uniq[counts > 1][0])!r}", where=where,
                             hint="every structure needs a unique id")
         periodic = self.pbc.any(axis=1)
         if periodic.any():
             vol = np.abs(np.linalg.det(self.cells[periodic]))
             if np.any(vol < 1e-6):
                 s = np.nonzero(periodic)[0][int(np.argmin(vol))]
-                raise DataError(f"structure {self.ids[s]!r} is periodic but has no (or a flat) cell",
+                raise DataError(f"structure {str(self.ids[s])!r} is periodic but has no (or a flat) cell",
                                 where=where, hint="give three non-coplanar lattice vectors")
         for k, v in self.targets.items():
             if v.shape != (n,):
@@ -185,7 +185,7 @@ class StructureSet:
         v = self.targets[name]
         bad = np.nonzero(~np.isfinite(v))[0]
         if len(bad):
-            raise DataError(f"target {name!r} is NaN or infinite for structure {self.ids[bad[0]]!r} "
+            raise DataError(f"target {name!r} is NaN or infinite for structure {str(self.ids[bad[0]])!r} "
                             f"({len(bad)} structure(s) in all)", where=self.source or self.name,
                             hint="remove those structures or fix their values")
         return v

@@ -18,8 +18,9 @@ from . import kernels as K
 from . import krr
 from .config import thaw
 from .representations import compute, make_representation
-from .rundir import RunDir, host_info, lock, versions, write_yaml
-from .workspace import Workspace, take_features
+from .rundir import RunDir, clean_stale_tmp, host_info, lock, versions, write_yaml
+from .errors import ConfigError
+from .workspace import Workspace, check_memory, estimate_kernel_bytes, take_features
 
 TIMINGS_FORMAT = 1
 
@@ -59,6 +60,7 @@ def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
 
     with lock(run.path, "time"):
         cfg = run.config()
+        clean_stale_tmp(run.path)  # temporary files of killed writers
         ws = Workspace(run, cfg, progress=False)
         model = resolved_model(run, cfg)
         rep_spec, ker = model["representation"], model["kernel"]
@@ -69,6 +71,13 @@ def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
         sizes = list(cfg.time["sizes"] or [max(ws.splits.train)])
         pool, test = ws.splits.pool, ws.splits.test
         sizes = [s for s in sizes if s <= len(pool)]
+        if not sizes:
+            raise ConfigError(f"time.sizes: every size exceeds the {len(pool)} structures outside the test set",
+                              where=cfg.file, hint=f"use sizes up to {len(pool)}")
+        big = max(sizes)
+        check_memory(estimate_kernel_bytes(big, big, 1) + estimate_kernel_bytes(len(test), big, 1),
+                     f"timing the {big} x {big} and {len(test)} x {big} kernels",
+                     hint="use smaller time.sizes")
         n_rep = min(cfg.time["n_structures"], len(pool))
         rep = make_representation(rep_spec, ws.structures.elements, ws.structures.periodic)
         rng = np.random.default_rng(cfg.seed)

@@ -36,7 +36,7 @@ import numpy as np
 from . import space
 from .config import Config, thaw
 from .errors import ConfigError, RepbenchError, RunDirError
-from .rundir import RunDir, lock, write_text, write_yaml
+from .rundir import RunDir, clean_stale_tmp, lock, write_text, write_yaml
 
 log = logging.getLogger("repbench")
 
@@ -94,7 +94,13 @@ def _storage(url: str):
         raise RepbenchError(f"cannot open the optuna storage {url!r}: {e}",
                             hint="for PostgreSQL install the driver: pip install 'repbench[postgres]'") from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy raises many kinds
-        raise RepbenchError(f"cannot open the optuna storage {url!r}: {e.__class__.__name__}: {e}",
+        first = (str(e).strip().splitlines() or [""])[0]  # sqlalchemy adds the SQL and a link on more lines
+        if url.startswith("sqlite:///"):
+            raise RunDirError(f"cannot open the tuning study {url[len('sqlite:///'):]}: {first}",
+                              where=url[len("sqlite:///"):],
+                              hint="the file is damaged or not an optuna study; move it away to start a new "
+                                   "study (its trials are lost)") from None
+        raise RepbenchError(f"cannot open the optuna storage {url!r}: {e.__class__.__name__}: {first}",
                             hint="check the URL, that the database exists and the server is reachable") from None
 
 
@@ -164,7 +170,7 @@ def objective_values(ws, cfg: Config, params: dict) -> dict:
 
 
 def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: float | None = None,
-           trial_timeout: float | None = None, progress=None) -> None:
+           trial_timeout: float | None = None, progress=None, ws=None) -> None:
     """One worker process: ask/evaluate/tell until the study holds ``n_trials`` finished trials."""
     import optuna
     from optuna.storages import fail_stale_trials
@@ -174,7 +180,7 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
 
     _quiet_optuna()
     cfg = run.config()
-    ws = Workspace(run, cfg, progress=False)
+    ws = ws if ws is not None else Workspace(run, cfg, progress=False)
     study = open_study(run, cfg, storage)
     sp = search_space(cfg)
     t_start = time.monotonic()
@@ -237,6 +243,10 @@ def run_tune(run: RunDir, n_trials: int | None = None, *, jobs: int = 1, storage
                                "{int: [2, 8]}, or go straight to `repbench curve`")
     n_trials = n_trials or cfg.tune["trials"]
     timeout = timeout if timeout is not None else cfg.tune["timeout"]
+    from .workspace import Workspace
+
+    ws = Workspace(run, cfg, progress=False)  # a damaged data.h5 is reported before the study is created
+    clean_stale_tmp(run.path)  # temporary files of killed writers
     if storage is None:
         # the study lives in this run directory: one `repbench tune` at a time (its --jobs workers share
         # it); a second one is refused with a clear message instead of racing
@@ -244,9 +254,10 @@ def run_tune(run: RunDir, n_trials: int | None = None, *, jobs: int = 1, storage
             study = open_study(run, cfg, storage)
             _fail_orphans(study)
             return _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout,
-                              show_progress, console)
+                              show_progress, console, ws)
     study = open_study(run, cfg, storage)  # create it once before workers race to
-    return _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout, show_progress, console)
+    return _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout, show_progress, console,
+                      ws)
 
 
 def _fail_orphans(study) -> None:
@@ -261,7 +272,8 @@ def _fail_orphans(study) -> None:
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
-def _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout, show_progress, console):
+def _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout, show_progress, console,
+               ws=None):
     if jobs <= 1:
         if show_progress:
             import threading
@@ -270,12 +282,12 @@ def _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout,
             th = threading.Thread(target=_progress_loop, args=(study, n_trials, stop, console), daemon=True)
             th.start()
             try:
-                worker(run, n_trials, storage=storage, timeout=timeout, trial_timeout=trial_timeout)
+                worker(run, n_trials, storage=storage, timeout=timeout, trial_timeout=trial_timeout, ws=ws)
             finally:
                 stop.set()
                 th.join()
         else:
-            worker(run, n_trials, storage=storage, timeout=timeout, trial_timeout=trial_timeout)
+            worker(run, n_trials, storage=storage, timeout=timeout, trial_timeout=trial_timeout, ws=ws)
     else:
         _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, show_progress, console)
     return write_outputs(run, cfg, study)
@@ -414,6 +426,11 @@ def read_best(run: RunDir, cfg: Config) -> dict | None:
     if not isinstance(doc, dict) or doc.get("config_hash") != cfg.hash():
         raise RunDirError("tune/best.yaml belongs to another config", where=str(p),
                           hint="re-run `repbench tune` or delete the file")
+    if not (isinstance(doc.get("representation"), dict) and len(doc["representation"]) == 1
+            and isinstance(doc.get("kernel"), dict) and isinstance(doc.get("krr"), dict)
+            and {"length_scale", "regularization"} <= set(doc["krr"])):
+        raise RunDirError("tune/best.yaml is damaged or incomplete (representation, kernel or krr missing)",
+                          where=str(p), hint="re-run `repbench tune` (it rewrites the file from the study)")
     return doc
 
 

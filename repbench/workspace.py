@@ -52,20 +52,28 @@ def estimate_kernel_bytes(n_rows: int, n_cols: int, n_ls: int) -> int:
     return 8 * n_rows * n_cols * max(1, n_ls)
 
 
-def check_memory(nbytes: int, what: str) -> None:
-    """Refuse a computation whose output alone would not fit in the available memory."""
+def estimate_features_bytes(n_rows: int, dim: int) -> int:
+    return 8 * n_rows * dim
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable`` of /proc/meminfo); None if unknown."""
     try:
-        avail = 0
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        return
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(nbytes: int, what: str, hint: str = "use smaller training sizes or fewer structures") -> None:
+    """Refuse a computation whose output alone would not fit in the available memory."""
+    avail = available_memory()
     if avail and nbytes > 0.8 * avail:
         raise ResourceError(f"{what} needs {nbytes / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB of "
-                            "memory is available", hint="use smaller training sizes or fewer structures")
+                            "memory is available", hint=hint)
 
 
 @dataclass
@@ -108,10 +116,16 @@ class Workspace:
         index = np.asarray(index, dtype=np.int64)
         spec = {"data": self.data_hash, "kind": rep.kind, "params": rep.params_canonical(),
                 "index": index_id(index), "n": int(len(index))}
-        hit = self.rep_cache.get(spec)
+        n_rows = int(self.structures.n_atoms[index].sum()) if rep.local else len(index)
+        shapes = {"values": (n_rows, int(rep.dim))}
+        if rep.local:
+            shapes["offsets"] = (len(index) + 1,)
+        hit = self.rep_cache.get(spec, shapes)
         if hit is not None:
             return Features(values=hit["values"], offsets=hit.get("offsets"))
-        # a cached superset (e.g. all curve structures) serves any subset
+        check_memory(estimate_features_bytes(n_rows, int(rep.dim)),
+                     f"the {rep.kind} representation of {len(index)} structures ({n_rows} rows x {rep.dim})",
+                     hint="use fewer structures, or smaller representation parameters")
         f = compute(rep, self.structures, index, progress=self.progress)
         STATS["representations.computed"] += 1
         arrays = {"values": f.values}
@@ -197,7 +211,7 @@ class KernelBank:
             if ls in self.memory:
                 out[ls] = self.memory[ls]
                 continue
-            hit = self.ws.kernel_cache.get(self._spec(ls))
+            hit = self.ws.kernel_cache.get(self._spec(ls), {"K": self.shape})
             if hit is not None:
                 self.memory[ls] = out[ls] = hit["K"]
             else:
@@ -208,9 +222,14 @@ class KernelBank:
                 self.memory[ls] = out[ls] = mat
         return out
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), len(self.rows) if self.cols is None else len(self.cols)
+
     def _compute(self, ls_list: list[float]) -> list[np.ndarray]:
-        n_cols = len(self.rows) if self.cols is None else len(self.cols)
-        check_memory(estimate_kernel_bytes(len(self.rows), n_cols, len(ls_list)), "this kernel")
+        n_rows, n_cols = self.shape
+        check_memory(estimate_kernel_bytes(n_rows, n_cols, len(ls_list)),
+                     f"the {n_rows} x {n_cols} kernel ({len(ls_list)} length scale(s))")
         fa = self._features_for(self.rows)
         fb = None if self.cols is None else self._features_for(self.cols)
         STATS["kernels.computed"] += len(ls_list)

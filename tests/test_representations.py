@@ -115,7 +115,8 @@ def test_sf_radial_schemes_by_hand():
 def test_sf_g2_by_hand():
     """dscribe's G2 with our (eta, mu) columns is exp(-eta (r - mu)^2) fc(r): checks the column order."""
     water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
-    rep = make_representation({"sf": {"radial": {"scheme": "rad_shifted", "n": 3, "cutoff": 5.5}}}, [1, 8], False)
+    spec = {"sf": {"radial": {"scheme": "rad_shifted", "n": 3, "cutoff": 5.5}}}
+    rep = make_representation(spec, [1, 8], False)
     x = rep.compute_atoms([water])
     d = rep.acsf_dim                                     # per species block: G1, G2 x 3 per neighbour element
     assert d == 2 * (1 + 3) and rep.dim == 2 * d
@@ -185,7 +186,8 @@ def _dscribe_mbtr(params, species, periodic):
     out = []
     for k in params["k"]:
         t = params[f"k{k}"]
-        out.append(MBTR(geometry={"function": t["geometry"]}, grid=dict(t["grid"]), weighting=dict(t["weighting"]),
+        out.append(MBTR(geometry={"function": t["geometry"]}, grid=dict(t["grid"]),
+                        weighting=dict(t["weighting"]),
                         normalize_gaussians=t["normalize_gaussians"], normalization=t["normalization"],
                         species=species, periodic=periodic))
     return out
@@ -241,6 +243,23 @@ def test_two_workers_bit_identical(qm9, spec):
     assert np.array_equal(one.values[:rows], single)
     f32 = compute(rep, qm9, n_workers=2, chunk_size=7, progress=False, dtype=np.float32)
     assert f32.values.dtype == np.float32 and np.array_equal(f32.values, one.values.astype(np.float32))
+
+
+def test_automatic_workers(qm9, monkeypatch):
+    """n_workers=None times the first chunk and forks only when the rest would take long enough."""
+    import repbench.representations.base as base
+
+    rep = make_representation({"soap": SOAP_PARAMS}, qm9.elements, periodic=False)
+    one = compute(rep, qm9, n_workers=1, progress=False)
+    assert np.array_equal(compute(rep, qm9, progress=False).values, one.values)        # stays serial
+    monkeypatch.setattr(base, "MIN_PARALLEL_SECONDS", 0.0)
+    monkeypatch.setattr(base, "available_cpus", lambda: 2)
+    assert base.default_workers(len(qm9)) == 2 and base.default_workers(20) == 1
+    pools = []
+    run_pool = base._run_pool
+    monkeypatch.setattr(base, "_run_pool", lambda *a: pools.append(a[1]) or run_pool(*a))
+    assert np.array_equal(compute(rep, qm9, chunk_size=4, progress=False).values, one.values)
+    assert pools == [2]
 
 
 def test_index_subset_and_progress(qm9):
@@ -306,15 +325,18 @@ BAD = [
     ({"sf": {"k": [2, 4]}}, "representation.sf.k[1]", "[2, 3]"),
     ({"sf": {"radial": {"n": 1}}}, "representation.sf.radial.n", ">= 2"),
     ({"sf": {"radial": {"cutoff": 1.5}}}, "representation.sf.radial.cutoff", "> 1.5"),
-    ({"sf": {"radial": {"scheme": "rad_even"}}}, "representation.sf.radial.scheme", "rad_centered, rad_shifted"),
+    ({"sf": {"radial": {"scheme": "rad_even"}}}, "representation.sf.radial.scheme",
+     "rad_centered, rad_shifted"),
     ({"sf": {"radial": {"N": 4}}}, "representation.sf.radial.N", "scheme, n, cutoff"),
-    ({"sf": {"k": [2, 3], "angular": {**SF_ANGULAR, "lambda": [0]}}}, "representation.sf.angular.lambda", "-1, 1"),
+    ({"sf": {"k": [2, 3], "angular": {**SF_ANGULAR, "lambda": [0]}}}, "representation.sf.angular.lambda",
+     "-1, 1"),
     ({"sf": {"k": [2, 3], "angular": {**SF_ANGULAR, "zeta": 1}}}, "representation.sf.angular.zeta", "[1]"),
     ({"sf": {"k": [2, 3], "angular": {**SF_ANGULAR, "eta": [0.1, 0.1]}}}, "representation.sf.angular.eta",
      "once"),
     ({"mbtr": {"k": [2], "k3": {}}}, "representation.mbtr.k3", "add 3 to k"),
     ({"mbtr": {"k": [1]}}, "representation.mbtr.k[0]", "[2, 3]"),
-    ({"mbtr": {"k2": {"geometry": "cosine"}}}, "representation.mbtr.k2.geometry", "inverse_distance, distance"),
+    ({"mbtr": {"k2": {"geometry": "cosine"}}}, "representation.mbtr.k2.geometry",
+     "inverse_distance, distance"),
     ({"mbtr": {"k2": {"grid": {"min": 1, "max": 0}}}}, "representation.mbtr.k2.grid.min", ""),
     ({"mbtr": {"k2": {"grid": {"n": 0}}}}, "representation.mbtr.k2.grid.n", ">= 1"),
     ({"mbtr": {"k2": {"weighting": {"function": "smooth_cutoff", "r_cut": 5}}}},

@@ -32,7 +32,8 @@ def _split_spec(spec, where: str) -> tuple[str, dict | None]:
                           hint=f"allowed: {kinds}")
     (kind, params), = spec.items()
     if kind not in REPRESENTATIONS:
-        raise ConfigError(f"unknown representation {kind!r}", where=f"{where}.{kind}", hint=f"allowed: {kinds}")
+        raise ConfigError(f"unknown representation {kind!r}", where=f"{where}.{kind}",
+                          hint=f"allowed: {kinds}")
     return kind, params
 
 

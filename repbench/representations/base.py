@@ -19,8 +19,8 @@ import mmap
 import multiprocessing
 import numbers
 import os
-import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -109,7 +109,8 @@ def as_float(value, where: str, lo: float | None = None, hi: float | None = None
     """A finite float in ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``); booleans and strings are errors."""
     desc = _range_hint(lo, hi, "number", lo_open)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"expected a number, got {_typename(value)} {value!r}", where=where, hint=hint or desc)
+        raise ConfigError(f"expected a number, got {_typename(value)} {value!r}", where=where,
+                          hint=hint or desc)
     v = float(value)
     if not math.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo))) or (
             hi is not None and v > hi):
@@ -212,9 +213,16 @@ class Representation(ABC):
         return copy.deepcopy(self.params)
 
     def describe(self) -> dict:
-        """Everything besides the structures that determines the array: kind, params, species, periodic."""
+        """Everything besides the structures that determines the array: kind, params, species, periodic,
+        and the dscribe version that computes it."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            dscribe_version = version("dscribe")
+        except PackageNotFoundError:  # pragma: no cover
+            dscribe_version = "unknown"
         return {"kind": self.kind, "params": self.params_canonical(), "species": list(self.species),
-                "periodic": self.periodic}
+                "periodic": self.periodic, "dscribe": dscribe_version}
 
     # -- computing
     @property
@@ -238,10 +246,6 @@ class Representation(ABC):
         return f"{type(self).__name__}({self.params!r}, species={self.species}, periodic={self.periodic})"
 
 
-def n_rows(rep: Representation, counts: np.ndarray) -> int:
-    return int(counts.sum()) if rep.local else len(counts)
-
-
 # ---------------------------------------------------------------------------------------------- driver
 #: Jobs of running :func:`compute` calls, looked up by forked workers (they inherit this dict).
 _JOBS: dict[int, dict] = {}
@@ -252,6 +256,9 @@ _JOBS_LOCK = threading.Lock()
 MIN_STRUCTURES_PER_WORKER = 16
 #: Default cap on workers.
 MAX_DEFAULT_WORKERS = 32
+#: With ``n_workers=None`` the first chunk is timed in-process; workers are started only if the rest is
+#: estimated to take longer than this (starting a pool costs ~20-50 ms, first touches of shared pages more).
+MIN_PARALLEL_SECONDS = 0.5
 
 
 def available_cpus() -> int:
@@ -305,7 +312,24 @@ def _progress_bar(enabled: bool):
     console = Console(stderr=True)
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("structures"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, disable=not (enabled and console.is_terminal), transient=False)
+                    console=console, disable=not (enabled and console.is_terminal), transient=False,
+                    auto_refresh=False)
+
+
+def _run_pool(tasks: list, n_workers: int, advance) -> None:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # A killed worker (e.g. out of memory) raises BrokenProcessPool instead of hanging as multiprocessing.Pool
+    # would.  With fork, the executor forks all workers at the first submit, before its own thread starts.
+    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        futures = [pool.submit(_run_chunk, t) for t in tasks]
+        for fut in as_completed(futures):
+            advance(fut.result()[1])
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def check_species(rep: Representation, structures: StructureSet, idx: np.ndarray) -> None:
@@ -331,8 +355,10 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
             chunk_size: int | None = None, progress: bool = True, dtype=np.float64) -> Features:
     """Compute ``rep`` for ``structures`` (all, or those in ``index`` in that order).
 
-    n_workers: processes (default: the available CPUs, capped at 32, 1 for fewer than 32 structures).
-        With more than one, a fork-context pool computes chunks and writes rows into shared memory.
+    n_workers: processes.  Default (None): up to the available CPUs (capped at 32; 1 below 32 structures);
+        the first chunk is computed and timed in this process and a pool is started only if the rest is
+        estimated to take more than ``MIN_PARALLEL_SECONDS``.  With more than one, a fork-context pool
+        computes chunks and writes rows into a shared anonymous mapping.  The result does not depend on it.
     chunk_size: structures per chunk (default: about 16 chunks per worker, at most 200 structures).
     progress: show a rich progress bar on stderr (only when stderr is a terminal).
     dtype: float64 (default) or float32; dscribe computes in float64, rows are rounded when written.
@@ -353,9 +379,8 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
     row_offsets = atom_offsets if rep.local else np.arange(n + 1, dtype=np.int64)
     shape = (int(row_offsets[-1]), rep.dim)
 
-    if n_workers is None:
-        n_workers = default_workers(n)
-    n_workers = max(1, int(n_workers))
+    auto = n_workers is None
+    n_workers = default_workers(n) if auto else max(1, int(n_workers))
     if chunk_size is None:
         chunk_size = _default_chunk_size(n, n_workers)
     chunk_size = max(1, int(chunk_size))
@@ -364,6 +389,7 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
     if n_workers > 1 and "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover
         n_workers = 1
 
+    # pages of the shared mapping are only allocated when written, so it costs nothing if unused
     out = _shared_array(shape, dtype) if n_workers > 1 else np.empty(shape, dtype=dtype)
     job = {"rep": rep, "structures": structures, "index": idx, "chunks": chunks, "row_offsets": row_offsets,
            "out": out}
@@ -372,28 +398,28 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
         _JOBS[token] = job
     try:
         tasks = [(token, c) for c in range(len(chunks))]
-        if n_workers == 1:
-            with _progress_bar(progress) as bar:
-                task = bar.add_task(rep.kind, total=n)
-                for t in tasks:
-                    bar.advance(task, _run_chunk(t)[1])
-        else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+        # auto_refresh=False: no refresh thread, so forking below is safe
+        with _progress_bar(progress) as bar:
+            task = bar.add_task(rep.kind, total=n)
 
-            ctx = multiprocessing.get_context("fork")
-            # A worker killed (e.g. out of memory) raises BrokenProcessPool here instead of hanging.  With
-            # fork, all workers start at the first submit, i.e. before the progress bar's refresh thread.
-            pool = ProcessPoolExecutor(n_workers, mp_context=ctx)
-            try:
-                futures = [pool.submit(_run_chunk, t) for t in tasks]
-                with _progress_bar(progress) as bar:
-                    task = bar.add_task(f"{rep.kind} ({n_workers} workers)", total=n)
-                    for fut in as_completed(futures):
-                        bar.advance(task, fut.result()[1])
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown(wait=True)
+            def advance(k: int) -> None:
+                bar.advance(task, k)
+                bar.refresh()
+
+            if n_workers > 1 and auto:
+                # time the first chunk here; fork only if the rest would take long enough to gain from it
+                t0 = time.perf_counter()
+                advance(_run_chunk(tasks[0])[1])
+                per_structure = (time.perf_counter() - t0) / (chunks[0][1] - chunks[0][0])
+                tasks = tasks[1:]
+                if per_structure * (n - chunks[0][1]) < MIN_PARALLEL_SECONDS:
+                    n_workers = 1
+            if n_workers == 1:
+                for t in tasks:
+                    advance(_run_chunk(t)[1])
+            elif tasks:
+                bar.update(task, description=f"{rep.kind} ({n_workers} workers)")
+                _run_pool(tasks, n_workers, advance)
     finally:
         with _JOBS_LOCK:
             _JOBS.pop(token, None)

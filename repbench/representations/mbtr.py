@@ -65,8 +65,9 @@ def _validate_weighting(value, where: str, k: int) -> dict:
             "smooth_cutoff": ("r_cut", "sharpness")}[func]
     for key in w:
         if key != "function" and key not in keys:
-            raise ConfigError(f"key {key!r} does not apply to weighting function {func!r}", where=f"{where}.{key}",
-                              hint=f"keys for {func!r}: {', '.join(('function',) + keys) }")
+            raise ConfigError(f"key {key!r} does not apply to weighting function {func!r}",
+                              where=f"{where}.{key}",
+                              hint=f"keys for {func!r}: {', '.join(('function',) + keys)}")
     out = {"function": func}
     if func == "exp":
         if ("scale" in w) == ("r_cut" in w):
@@ -96,7 +97,8 @@ def _validate_term(value, where: str, k: int) -> dict:
         "grid": _validate_grid(t.get("grid"), f"{where}.grid", geometry),
         "weighting": _validate_weighting(t.get("weighting"), f"{where}.weighting", k),
         "normalize_gaussians": as_bool(t.get("normalize_gaussians", True), f"{where}.normalize_gaussians"),
-        "normalization": as_choice("none" if norm is None else norm, f"{where}.normalization", NORMALIZATIONS),
+        "normalization": as_choice("none" if norm is None else norm, f"{where}.normalization",
+                                   NORMALIZATIONS),
     }
 
 
@@ -120,7 +122,8 @@ class MBTRRepresentation(Representation):
             raise ConfigError("periodic systems need a weighting that cuts off", where=f"{where}.weighting",
                               hint="use function exp (with scale or r_cut), inverse_square or smooth_cutoff")
         if term["normalization"] == "valle_oganov" and not periodic:
-            raise ConfigError("valle_oganov normalization needs periodic systems", where=f"{where}.normalization",
+            raise ConfigError("valle_oganov normalization needs periodic systems",
+                              where=f"{where}.normalization",
                               hint="use none, l2 or n_atoms for molecules")
         try:
             return MBTR(geometry={"function": term["geometry"]}, grid=dict(term["grid"]),
@@ -136,13 +139,15 @@ class MBTRRepresentation(Representation):
         k = p.get("k", [2])
         if isinstance(k, int) and not isinstance(k, bool):
             k = [k]
-        k = sorted(as_list(k, f"{where}.k", item=lambda x, w: as_int(x, w, 2, 3, hint="allowed: [2], [3], [2, 3]")))
+        k = sorted(as_list(k, f"{where}.k",
+                           item=lambda x, w: as_int(x, w, 2, 3, hint="allowed: [2], [3], [2, 3]")))
         out: dict = {"k": k}
         for kk in (2, 3):
             if kk in k:
                 out[f"k{kk}"] = _validate_term(p.get(f"k{kk}"), f"{where}.k{kk}", kk)
             elif p.get(f"k{kk}") is not None:
-                raise ConfigError(f"settings for k{kk} are given but k does not include {kk}", where=f"{where}.k{kk}",
+                raise ConfigError(f"settings for k{kk} are given but k does not include {kk}",
+                                  where=f"{where}.k{kk}",
                                   hint=f"add {kk} to k, or remove k{kk}")
         for kk in k:
             term = out[f"k{kk}"]

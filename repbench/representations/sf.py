@@ -88,7 +88,8 @@ class SFRepresentation(Representation):
         k = p.get("k", [2])
         if isinstance(k, int) and not isinstance(k, bool):
             k = [k]
-        k = sorted(as_list(k, f"{where}.k", item=lambda x, w: as_int(x, w, 2, 3, hint="allowed: [2] or [2, 3]")))
+        k = sorted(as_list(k, f"{where}.k",
+                           item=lambda x, w: as_int(x, w, 2, 3, hint="allowed: [2] or [2, 3]")))
         if k not in ([2], [2, 3]):
             raise ConfigError(f"invalid body orders {k}", where=f"{where}.k", hint="allowed: [2] or [2, 3]")
         rw = f"{where}.radial"
@@ -96,7 +97,8 @@ class SFRepresentation(Representation):
         radial = {
             "scheme": as_choice(r.get("scheme", DEFAULT_RADIAL["scheme"]), f"{rw}.scheme", SCHEMES),
             "n": as_int(r.get("n", DEFAULT_RADIAL["n"]), f"{rw}.n", 2, 1000),
-            "cutoff": as_float(r.get("cutoff", DEFAULT_RADIAL["cutoff"]), f"{rw}.cutoff", 1.0 + R0, lo_open=True,
+            "cutoff": as_float(r.get("cutoff", DEFAULT_RADIAL["cutoff"]), f"{rw}.cutoff", 1.0 + R0,
+                               lo_open=True,
                                hint="allowed: number > 1.5 (Angstrom; the schemes put r_n = cutoff - 1 above "
                                     "r0 = 0.5)"),
         }

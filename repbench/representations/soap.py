@@ -57,7 +57,8 @@ def _validate_weighting(value, where: str) -> dict | None:
     needed = WEIGHTING_KEYS[func]
     for k in w:
         if k not in ("function", "w0") + needed:
-            raise ConfigError(f"key {k!r} does not apply to weighting function {func!r}", where=f"{where}.{k}",
+            raise ConfigError(f"key {k!r} does not apply to weighting function {func!r}",
+                              where=f"{where}.{k}",
                               hint=f"keys for {func!r}: {', '.join(('function', 'w0') + needed)}")
     out: dict = {}
     if func is not None:
@@ -145,7 +146,8 @@ class SOAPRepresentation(Representation):
                 raise ConfigError(
                     "species_weighting must give a weight for each element of the dataset and no others",
                     where=f"{where}.compression.species_weighting",
-                    hint=(f"missing: {', '.join(missing)}" if missing else f"not in the data: {', '.join(extra)}"))
+                    hint=(f"missing: {', '.join(missing)}" if missing
+                          else f"not in the data: {', '.join(extra)}"))
             sw = {z: sw[SYMBOLS[z]] for z in species}
         try:
             with warnings.catch_warnings():
@@ -153,13 +155,14 @@ class SOAPRepresentation(Representation):
                 return SOAP(r_cut=params["r_cut"], n_max=params["n_max"], l_max=params["l_max"],
                             sigma=params["sigma"], rbf=params["rbf"],
                             weighting=copy.deepcopy(params["weighting"]),  # dscribe edits it in place
-                            average=params["average"], compression={"mode": comp["mode"], "species_weighting": sw},
+                            average=params["average"],
+                            compression={"mode": comp["mode"], "species_weighting": sw},
                             species=list(species), periodic=periodic, sparse=False, dtype="float64")
         except (ValueError, KeyError, TypeError) as exc:
             if "n_max" in str(exc) and params["rbf"] == "gto":
                 best = _largest_gto_n_max(params["r_cut"], params["l_max"], params["n_max"])
-                hint = (f"with r_cut {params['r_cut']:g} and l_max {params['l_max']} at most n_max {best} works; "
-                        "lower n_max or raise r_cut") if best else "lower n_max or raise r_cut"
+                hint = (f"with r_cut {params['r_cut']:g} and l_max {params['l_max']} at most n_max {best} "
+                        "works; lower n_max or raise r_cut") if best else "lower n_max or raise r_cut"
                 raise dscribe_error(exc, f"{where}.n_max", hint=hint) from None
             raise dscribe_error(exc, where) from None
 
