@@ -303,16 +303,14 @@ def _local_block(G, xa, xb, na, nb, rseg, r0, cseg, c0, coef, order, nsq, mode, 
     rseg / cseg: local atom boundaries of the row / column structures in the block (which are structures
     r0 + s / c0 + t of the whole set); coef: per length scale 1/(2 s^2) (gaussian) or 1/s (laplacian);
     mode 0/1/2 = gaussian/laplacian/polynomial; izeta > 0: integer zeta (else the float ``zeta``);
-    diag: the columns start at the same atom as the rows (a diagonal block, square, or a row panel against
-    all later columns, ``cb >= ra``): only structure pairs t >= s; for t == s the column atoms among the
-    rows count half (the caller adds the transpose) and those beyond them fully.
+    diag: G is the Gram matrix of one block with itself: only structure pairs t >= s, t == s at half weight
+    (the caller adds the transpose).
     """
     # Loops run over views from index 0 so that numba can prove indices non-negative (no wrap-around
     # selects) and LLVM vectorises them.
     nrs = rseg.size - 1
     ncs = cseg.size - 1
     n_ls = coef.size
-    ra = G.shape[0]
     cb = G.shape[1]
     for p in prange(nrs):
         # interleave the order (0, n-1, 1, n-2, ...) so that statically scheduled chunks get similar work
@@ -366,14 +364,9 @@ def _local_block(G, xa, xb, na, nb, rseg, r0, cseg, c0, coef, order, nsq, mode, 
         for k in range(n_ls):
             ak = acc[k]
             for t in range(tfirst, ncs):
+                tot = _segment_sum(ak, cseg[t] - j0, cseg[t + 1] - j0)
                 if diag and t == s:
-                    # atoms of s among the rows count half (the caller adds the transpose); atoms of s
-                    # beyond the rows (a structure split over row panels) count fully
-                    e = cseg[t + 1] - j0
-                    m = min(e, ra - j0)
-                    tot = 0.5 * _segment_sum(ak, 0, m) + _segment_sum(ak, m, e)
-                else:
-                    tot = _segment_sum(ak, cseg[t] - j0, cseg[t + 1] - j0)
+                    tot *= 0.5
                 out[k, r0 + s, c0 + t] += tot
 
 
@@ -619,15 +612,6 @@ def _inv_sqrt(sq: np.ndarray) -> np.ndarray:
 _SMALL_DIM = 1024
 _SMALL_DIM_BLOCK = 1024
 
-#: Train x train kernels of larger dimensions go by row panels against all later columns
-#: (:func:`_symmetric_panels`): about n_atoms / _PANELS rows per panel, at least _PANEL_MIN_ROWS (GEMM
-#: efficiency) and at most _PANEL_ROWS; the extra GEMM work is rows / n_atoms.
-_PANELS = 16
-_PANEL_MIN_ROWS = 512
-_PANEL_ROWS = 1024
-#: False: square blocks for train x train at any dimension (as before the panels; kept for benchmarks)
-_SYMMETRIC_PANELS = True
-
 
 def _block_sizes(na: int, nb: int, d: int, itemsize: int, budget: int, copy_a: bool, copy_b: bool,
                  symmetric: bool) -> tuple[int, int]:
@@ -733,14 +717,6 @@ def local_kernel(
     # --- row sources (a pass over the data for the shift when the rows are copied anyway) --------------
     rowsA, rowsB = _prepare(XA, None if symmetric else XB, dtype, not poly, int(block_bytes))
 
-    # --- train x train of high-dimensional features: row panels ----------------------------------------
-    if symmetric and d > _SMALL_DIM and engine == "numba" and _SYMMETRIC_PANELS:
-        out = np.zeros((ls.size, nA, nB))
-        total = XA.shape[0] * (XA.shape[0] + 1) // 2
-        _symmetric_panels(rowsA, rowsB, offA, d, dtype, int(block_bytes), poly, coef, order, nsq, mode, izeta,
-                          zeta, _REFINE_REL[dtype.itemsize], out, progress, total)
-        return _finish(out, offA, offB, True, normalize)
-
     # --- blocks ----------------------------------------------------------------------------------------
     ra, cb = _block_sizes(XA.shape[0], XB.shape[0], d, dtype.itemsize, int(block_bytes),
                           rowsA.copies(), rowsB.copies(), symmetric)
@@ -782,10 +758,6 @@ def local_kernel(
                 m = xa.shape[0]
                 done += m * (m + 1) // 2 if diag else m * xb.shape[0]
                 progress(min(done, total), total)
-    return _finish(out, offA, offB, symmetric, normalize)
-
-
-def _finish(out: np.ndarray, offA: np.ndarray, offB: np.ndarray, symmetric: bool, normalize: bool) -> np.ndarray:
     if symmetric:
         for k in range(out.shape[0]):
             out[k] += out[k].T
@@ -793,71 +765,6 @@ def _finish(out: np.ndarray, offA: np.ndarray, offB: np.ndarray, symmetric: bool
         # one division by the (exact, commutative) product keeps a symmetric kernel exactly symmetric
         out /= np.multiply.outer(np.diff(offA).astype(np.float64), np.diff(offB).astype(np.float64))[None]
     return out
-
-
-def _panel_rows(n_atoms: int, d: int, itemsize: int, budget: int, copies: bool) -> tuple[int, int]:
-    """Rows per panel and columns per chunk of :func:`_symmetric_panels` within ``budget`` bytes."""
-    elems = max(budget // itemsize, 64)
-    cd = d if copies else 0
-    w = 2 * cd  # a square diagonal block plus its converted rows must fit: r^2 + 2 d r <= elems
-    m = max(int((-w + math.sqrt(w * w + 4.0 * elems)) / 2.0), 8)
-    r = max(1, min(m, _PANEL_ROWS, max(_PANEL_MIN_ROWS, -(-n_atoms // _PANELS))))
-    c = max(r, int((elems - cd * r) / (r + cd)))  # G (r x c) + converted chunk (c x d) + converted panel
-    return r, c
-
-
-def _symmetric_panels(rowsA, rowsB, offA, d, dtype, budget, poly, coef, order, nsq, mode, izeta, zeta, tau,
-                      out, progress, total) -> None:
-    """Train x train kernel of high-dimensional features by row panels against all later columns.
-
-    Square blocks compute their diagonal blocks in full, i.e. a fraction ``block / n_atoms`` of extra GEMM
-    work (25% for 1,000 QM9 molecules with 256 MB blocks); panels of ``r`` rows waste ``r / n_atoms``.
-    The columns are cut into chunks (consecutive panels) that fit the memory budget; each chunk is
-    converted once (when rows must be copied) and multiplied by every panel up to its end: panels before
-    the chunk as ordinary blocks, panels inside it against the columns from their own first atom on.
-    """
-    n = int(offA[-1])
-    r, c = _panel_rows(n, d, dtype.itemsize, budget, rowsA.copies())
-    panels = _partition(offA, r)
-    chunks = []  # (first panel, end panel)
-    p = 0
-    while p < len(panels):
-        q = p + 1
-        while q < len(panels) and panels[q][1] - panels[p][0] <= c:
-            q += 1
-        chunks.append((p, q))
-        p = q
-    rmax = max(b[1] - b[0] for b in panels)
-    cmax = max(panels[q - 1][1] - panels[p][0] for p, q in chunks)
-    gbuf = np.empty(rmax * cmax, dtype=dtype)
-    done = 0
-    for p0, p1 in chunks:
-        ca0, ca1, cs0, cs1 = panels[p0][0], panels[p1 - 1][1], panels[p0][2], panels[p1 - 1][3]
-        xc, nc = rowsB.get(ca0, ca1)  # rowsB has its own buffer
-        if poly:
-            nc = _inv_sqrt(nc)
-        for I in range(p1):
-            blk = panels[I]
-            if I < p0:  # a panel before the chunk: an ordinary block
-                xa, na_blk = rowsA.get(blk[0], blk[1])
-                if poly:
-                    na_blk = _inv_sqrt(na_blk)
-                xb, nb_blk, cblk, diag = xc, nc, (ca0, ca1, cs0, cs1), False
-            else:  # a panel inside the chunk: against the columns from its own first atom on
-                lo, hi = blk[0] - ca0, blk[1] - ca0
-                xa, na_blk = xc[lo:hi], nc[lo:hi]
-                xb, nb_blk, cblk, diag = xc[lo:], nc[lo:], (blk[0], ca1, blk[2], cs1), True
-            segA = _local_segments(offA, blk)
-            segB = _local_segments(offA, cblk)
-            G = gbuf[: xa.shape[0] * xb.shape[0]].reshape(xa.shape[0], xb.shape[0])
-            np.matmul(xa, xb.T, out=G)
-            with _NUMBA_LOCK:
-                _local_block(G, xa, xb, na_blk, nb_blk, segA, blk[2], segB, cblk[2], coef, order, nsq, mode,
-                             izeta, zeta, diag, tau, out)
-            if progress is not None:
-                ra = xa.shape[0]
-                done += ra * (ra + 1) // 2 + ra * (xb.shape[0] - ra) if diag else ra * xb.shape[0]
-                progress(min(done, total), total)
 
 
 def _local_block_numpy(G, xa, xb, na, nb, rseg, r0, cseg, c0, coef, mode, izeta, zeta, diag, tau, out):

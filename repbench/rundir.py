@@ -217,6 +217,7 @@ def lock(run_dir: Path, stage: str, wait: bool = False) -> Iterator[None]:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / f".lock-{stage}"
     f = open(path, "a+")
+    held = False
     try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -226,15 +227,17 @@ def lock(run_dir: Path, stage: str, wait: bool = False) -> Iterator[None]:
             raise RunDirError(f"another repbench {stage} is already running on this run directory "
                               f"({holder})", where=str(run_dir),
                               hint="wait for it to finish, or use another run directory") from None
+        held = True
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()} on {socket.gethostname()}")
         f.flush()
         yield
     finally:
-        with contextlib.suppress(OSError):
-            f.seek(0)
-            f.truncate()
+        if held:  # a refused process must not erase the holder's name
+            with contextlib.suppress(OSError):
+                f.seek(0)
+                f.truncate()
         f.close()
 
 

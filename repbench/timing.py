@@ -20,7 +20,8 @@ from .config import thaw
 from .representations import compute, make_representation
 from .rundir import RunDir, clean_stale_tmp, host_info, lock, versions, write_yaml
 from .errors import ConfigError
-from .workspace import Workspace, check_memory, estimate_kernel_bytes, take_features
+from .workspace import (Workspace, check_memory, estimate_features_bytes, estimate_kernel_bytes,
+                        take_features)
 
 TIMINGS_FORMAT = 1
 
@@ -77,12 +78,15 @@ def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
         big = max(sizes)
         check_memory(estimate_kernel_bytes(big, big, 1) + estimate_kernel_bytes(len(test), big, 1),
                      f"timing the {big} x {big} and {len(test)} x {big} kernels",
-                     hint="use smaller time.sizes")
+                     hint="use smaller time.sizes", where=str(run.path))
         n_rep = min(cfg.time["n_structures"], len(pool))
         rep = make_representation(rep_spec, ws.structures.elements, ws.structures.periodic)
         rng = np.random.default_rng(cfg.seed)
         idx_rep = np.sort(rng.choice(pool, size=n_rep, replace=False))
         n_atoms_rep = int(ws.structures.n_atoms[idx_rep].sum())
+        check_memory(estimate_features_bytes(n_atoms_rep if rep.local else n_rep, int(rep.dim)),
+                     f"timing the {rep.kind} representation of {n_rep} structures", where=str(run.path),
+                     hint="use a smaller time.n_structures")
 
         steps = 1 + 4 * len(sizes)
         from rich.progress import Progress

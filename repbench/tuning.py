@@ -89,14 +89,24 @@ def _storage(url: str):
     else:
         kwargs["engine_kwargs"] = {"pool_pre_ping": True}
     try:
-        return storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **kwargs)
+        for attempt in range(6):
+            try:
+                return storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **kwargs)
+            except Exception as e:  # noqa: BLE001
+                # workers that open a new storage at the same moment race to create its tables
+                # ("UNIQUE constraint failed: alembic_version...", "already exists", "locked"): try again
+                transient = any(m in str(e) for m in ("UNIQUE constraint", "already exists", "is locked",
+                                                      "duplicate key"))
+                if not transient or attempt == 5:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
     except ImportError as e:
         raise RepbenchError(f"cannot open the optuna storage {url!r}: {e}",
                             hint="for PostgreSQL install the driver: pip install 'repbench[postgres]'") from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy raises many kinds
         first = (str(e).strip().splitlines() or [""])[0]  # sqlalchemy adds the SQL and a link on more lines
         if url.startswith("sqlite:///"):
-            raise RunDirError(f"cannot open the tuning study {url[len('sqlite:///'):]}: {first}",
+            raise RunDirError(f"cannot open the tuning study: {first}",
                               where=url[len("sqlite:///"):],
                               hint="the file is damaged or not an optuna study; move it away to start a new "
                                    "study (its trials are lost)") from None
@@ -123,13 +133,15 @@ def open_study(run: RunDir, cfg: Config, storage: str | None = None):
     url = storage or default_storage(run)
     if storage is None:
         run.tune_dir.mkdir(parents=True, exist_ok=True)
-    st = _storage(url)
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.tune["n_startup_trials"],
                                          multivariate=True, group=True, constant_liar=True)
-    study = optuna.create_study(study_name=study_name(cfg), storage=st, sampler=sampler,
-                                direction="minimize", load_if_exists=True)
-    study.set_user_attr("config_hash", cfg.hash())
-    study.set_user_attr("loss", cfg.tune["loss"])
+    # processes of this run directory create a new storage and study one after the other
+    with lock(run.path, "tune-study", wait=True):
+        st = _storage(url)
+        study = optuna.create_study(study_name=study_name(cfg), storage=st, sampler=sampler,
+                                    direction="minimize", load_if_exists=True)
+        study.set_user_attr("config_hash", cfg.hash())
+        study.set_user_attr("loss", cfg.tune["loss"])
     return study
 
 
@@ -186,19 +198,26 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
     t_start = time.monotonic()
     trial_timeout = trial_timeout if trial_timeout is not None else cfg.tune["trial_timeout"]
     while True:
-        fail_stale_trials(study)
-        c, f, r = _counted(study)
-        if c + f >= n_trials:
+        # count and ask under one lock, so that two workers of this run directory cannot both start the
+        # last missing trial (the study would end with more trials than --trials)
+        with lock(run.path, "tune-study", wait=True):
+            fail_stale_trials(study)
+            c, f, r = _counted(study)
+            if c + f >= n_trials or (timeout is not None and time.monotonic() - t_start > timeout):
+                action = "stop"
+            elif c + f + r >= n_trials:
+                # the remaining trials are running elsewhere: wait until they finish, or until the heartbeat
+                # declares them stale (a killed worker) and they are retried
+                action = "wait"
+            else:
+                action = "run"
+                trial = study.ask()
+                trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        if action == "stop":
             break
-        if timeout is not None and time.monotonic() - t_start > timeout:
-            break
-        if c + f + r >= n_trials:
-            # the remaining trials are running elsewhere: wait until they finish, or until the heartbeat
-            # declares them stale (a killed worker) and they are retried
+        if action == "wait":
             time.sleep(2.0)
             continue
-        trial = study.ask()
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         t0 = time.perf_counter()
         try:
             params = space.suggest(trial, sp)

@@ -68,12 +68,20 @@ def available_memory() -> int | None:
     return None
 
 
-def check_memory(nbytes: int, what: str, hint: str = "use smaller training sizes or fewer structures") -> None:
-    """Refuse a computation whose output alone would not fit in the available memory."""
+def _size(nbytes: float) -> str:
+    for unit, f in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= f:
+            return f"{nbytes / f:.1f} {unit}"
+    return f"{int(nbytes)} bytes"
+
+
+def check_memory(nbytes: int, what: str, hint: str = "use smaller training sizes or fewer structures",
+                 where: str = "") -> None:
+    """Refuse a computation whose output alone would not fit in the available memory (80% of it)."""
     avail = available_memory()
     if avail and nbytes > 0.8 * avail:
-        raise ResourceError(f"{what} needs {nbytes / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB of "
-                            "memory is available", hint=hint)
+        raise ResourceError(f"{what} needs {_size(nbytes)} but only {_size(avail)} of memory is available",
+                            where=where, hint=hint)
 
 
 @dataclass
@@ -125,7 +133,7 @@ class Workspace:
             return Features(values=hit["values"], offsets=hit.get("offsets"))
         check_memory(estimate_features_bytes(n_rows, int(rep.dim)),
                      f"the {rep.kind} representation of {len(index)} structures ({n_rows} rows x {rep.dim})",
-                     hint="use fewer structures, or smaller representation parameters")
+                     hint="use fewer structures, or smaller representation parameters", where=str(self.run.path))
         f = compute(rep, self.structures, index, progress=self.progress)
         STATS["representations.computed"] += 1
         arrays = {"values": f.values}
@@ -229,7 +237,7 @@ class KernelBank:
     def _compute(self, ls_list: list[float]) -> list[np.ndarray]:
         n_rows, n_cols = self.shape
         check_memory(estimate_kernel_bytes(n_rows, n_cols, len(ls_list)),
-                     f"the {n_rows} x {n_cols} kernel ({len(ls_list)} length scale(s))")
+                     f"the {n_rows} x {n_cols} kernel ({len(ls_list)} length scale(s))", where=str(self.ws.run.path))
         fa = self._features_for(self.rows)
         fb = None if self.cols is None else self._features_for(self.cols)
         STATS["kernels.computed"] += len(ls_list)

@@ -313,6 +313,7 @@ BAD = [
     ({"soap": {"r_cut": 1.0}}, "representation.soap.r_cut", "> 1"),
     ({"soap": {"rbf": "spline"}}, "representation.soap.rbf", "gto, polynomial"),
     ({"soap": {"n_max": 16, "r_cut": 5}}, "representation.soap.n_max", "at most n_max 15"),  # dscribe check
+    ({"soap": {"rbf": "polynomial", "n_max": 18}}, "representation.soap.n_max", "lower n_max"),  # at compute
     ({"soap": {"weighting": {"function": "pow", "r0": 1}}}, "representation.soap.weighting.c", "r0, c, d, m"),
     ({"soap": {"weighting": {"function": "poly", "r0": 1, "c": 1, "m": 2, "d": 1}}},
      "representation.soap.weighting.d", "keys for"),

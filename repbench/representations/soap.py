@@ -152,15 +152,19 @@ class SOAPRepresentation(Representation):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # scipy's LinAlgWarning for a nearly singular basis
-                return SOAP(r_cut=params["r_cut"], n_max=params["n_max"], l_max=params["l_max"],
+                soap = SOAP(r_cut=params["r_cut"], n_max=params["n_max"], l_max=params["l_max"],
                             sigma=params["sigma"], rbf=params["rbf"],
                             weighting=copy.deepcopy(params["weighting"]),  # dscribe edits it in place
                             average=params["average"],
                             compression={"mode": comp["mode"], "species_weighting": sw},
                             species=list(species), periodic=periodic, sparse=False, dtype="float64")
+                if params["rbf"] == "polynomial":  # dscribe builds this basis only when computing
+                    soap.get_basis_poly(soap._r_cut, params["n_max"])
+                return soap
         except (ValueError, KeyError, TypeError) as exc:
-            if "n_max" in str(exc) and params["rbf"] == "gto":
-                best = _largest_gto_n_max(params["r_cut"], params["l_max"], params["n_max"])
+            if "n_max" in str(exc):
+                best = (_largest_gto_n_max(params["r_cut"], params["l_max"], params["n_max"])
+                        if params["rbf"] == "gto" else 0)
                 hint = (f"with r_cut {params['r_cut']:g} and l_max {params['l_max']} at most n_max {best} "
                         "works; lower n_max or raise r_cut") if best else "lower n_max or raise r_cut"
                 raise dscribe_error(exc, f"{where}.n_max", hint=hint) from None
@@ -187,8 +191,9 @@ class SOAPRepresentation(Representation):
         out["compression"] = _validate_compression(p.get("compression", "off"), f"{where}.compression")
         out["average"] = as_choice(_off(p.get("average", DEFAULTS["average"])), f"{where}.average", AVERAGES)
         # dscribe's own checks (radial basis orthonormalisation, ...) with a stand-in species list
-        if out["compression"]["species_weighting"] is None:
-            cls._make(out, [1], False, where)
+        # (species weights are checked against the dataset's elements when the representation is built)
+        cls._make({**out, "compression": {"mode": out["compression"]["mode"], "species_weighting": None}},
+                  [1], False, where)
         return out
 
     @property
