@@ -17,8 +17,8 @@ import numpy as np
 from . import config as cfgmod
 from .datasets import load_dataset
 from .errors import ConfigError, DataError, RunDirError
-from .rundir import (FORMAT_VERSION, RunDir, check_disk, clean_stale_tmp, host_info, lock, nbytes_of, tmp_prefix,
-                     versions, write_yaml)
+from .rundir import (FORMAT_VERSION, RunDir, check_disk, clean_stale_tmp, host_info, lock, nbytes_of,
+                     tmp_prefix, versions, write_yaml)
 from .splits import make_splits, subset_indices
 from .structures import StructureSet
 from .targets import target_model

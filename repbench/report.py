@@ -38,7 +38,8 @@ def collect(run_paths: list[Path]) -> list[dict]:
 
 def _valid_curve(c) -> bool:
     """curve.yaml has what the report reads (a damaged or foreign file is an error, not a traceback)."""
-    return (isinstance(c, dict) and {"run", "dataset", "target", "per", "representation", "report_unit"} <= set(c)
+    keys = {"run", "dataset", "target", "per", "representation", "report_unit"}
+    return (isinstance(c, dict) and keys <= set(c)
             and isinstance(c.get("sizes"), list) and bool(c["sizes"])
             and all(isinstance(x, dict) and {"size", "mean_report", "std_report"} <= set(x)
                     and isinstance(x["mean_report"], dict) and isinstance(x["std_report"], dict)
@@ -49,8 +50,9 @@ def _valid_timings(t) -> bool:
     return (isinstance(t, dict) and isinstance(t.get("representation_timing"), dict)
             and "per_structure_s" in t["representation_timing"]
             and isinstance(t.get("sizes"), list) and bool(t["sizes"])
-            and all(isinstance(x, dict) and {"train_size", "test_size", "kernel_train_train", "kernel_test_train"}
-                    <= set(x) for x in t["sizes"]))
+            and all(isinstance(x, dict)
+                    and {"train_size", "test_size", "kernel_train_train", "kernel_test_train"} <= set(x)
+                    for x in t["sizes"]))
 
 
 def rows(records: list[dict], metric: str = "mae") -> tuple[list[str], list[dict]]:

@@ -73,7 +73,8 @@ def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
         pool, test = ws.splits.pool, ws.splits.test
         sizes = [s for s in sizes if s <= len(pool)]
         if not sizes:
-            raise ConfigError(f"time.sizes: every size exceeds the {len(pool)} structures outside the test set",
+            raise ConfigError(f"time.sizes: every size exceeds the {len(pool)} structures outside the "
+                              "test set",
                               where=cfg.file, hint=f"use sizes up to {len(pool)}")
         big = max(sizes)
         check_memory(estimate_kernel_bytes(big, big, 1) + estimate_kernel_bytes(len(test), big, 1),

@@ -91,7 +91,8 @@ def _storage(url: str):
     try:
         for attempt in range(6):
             try:
-                return storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **kwargs)
+                return storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                           **kwargs)
             except Exception as e:  # noqa: BLE001
                 # workers that open a new storage at the same moment race to create its tables
                 # ("UNIQUE constraint failed: alembic_version...", "already exists", "locked"): try again

@@ -18,7 +18,7 @@ from . import krr
 from .baselines import Baseline
 from .cache import ArrayCache, STATS, index_id
 from .config import Config, canonical_hash, thaw
-from .errors import ResourceError
+from .errors import ResourceError, RunDirError
 from .representations import Features, compute, make_representation
 from .rundir import RunDir
 from .targets import error_metrics, target_model
@@ -104,6 +104,11 @@ class Workspace:
         self.cfg = cfg or run.config()
         self.progress = progress
         self.structures, self.splits, self.data_attrs = run.read_data()
+        stored = self.data_attrs.get("data_hash")
+        if stored is not None and str(stored) != self.cfg.data_hash():
+            raise RunDirError("data.h5 does not belong to the config in run.yaml (dataset or splits differ; "
+                              "an interrupted `prepare --force`?)", where=str(run.data_h5),
+                              hint="re-run `repbench prepare CONFIG --force --run-dir DIR`")
         ds = self.cfg.dataset
         self.target = target_model(self.structures, ds["target"], ds["per"])
         raw = self.structures.check_target(ds["target"])
@@ -133,7 +138,8 @@ class Workspace:
             return Features(values=hit["values"], offsets=hit.get("offsets"))
         check_memory(estimate_features_bytes(n_rows, int(rep.dim)),
                      f"the {rep.kind} representation of {len(index)} structures ({n_rows} rows x {rep.dim})",
-                     hint="use fewer structures, or smaller representation parameters", where=str(self.run.path))
+                     hint="use fewer structures, or smaller representation parameters",
+                     where=str(self.run.path))
         f = compute(rep, self.structures, index, progress=self.progress)
         STATS["representations.computed"] += 1
         arrays = {"values": f.values}
@@ -237,7 +243,8 @@ class KernelBank:
     def _compute(self, ls_list: list[float]) -> list[np.ndarray]:
         n_rows, n_cols = self.shape
         check_memory(estimate_kernel_bytes(n_rows, n_cols, len(ls_list)),
-                     f"the {n_rows} x {n_cols} kernel ({len(ls_list)} length scale(s))", where=str(self.ws.run.path))
+                     f"the {n_rows} x {n_cols} kernel ({len(ls_list)} length scale(s))",
+                     where=str(self.ws.run.path))
         fa = self._features_for(self.rows)
         fb = None if self.cols is None else self._features_for(self.cols)
         STATS["kernels.computed"] += len(ls_list)

@@ -46,7 +46,8 @@ class ForkRunner:
     def __call__(self, args: list[str], cwd: Path, logs: Path) -> tuple[int, str, str]:
         logs.mkdir(parents=True, exist_ok=True)
         out, err = logs / "stdout", logs / "stderr"
-        self.proc.stdin.write(json.dumps({"args": args, "cwd": str(cwd), "out": str(out), "err": str(err)}) + "\n")
+        job = {"args": args, "cwd": str(cwd), "out": str(out), "err": str(err)}
+        self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         assert line, "the fork server died"
@@ -326,14 +327,15 @@ def test_check_memory_refuses_what_does_not_fit(monkeypatch):
     workspace.check_memory(2**29, "half a GiB")  # fits
     with pytest.raises(ResourceError) as e:
         workspace.check_memory(workspace.estimate_kernel_bytes(20000, 20000, 3), "the 20000 x 20000 kernel")
-    assert "the 20000 x 20000 kernel needs 8.9 GiB but only 1.0 GiB of memory is available" in e.value.format()
+    msg = e.value.format()
+    assert "the 20000 x 20000 kernel needs 8.9 GiB but only 1.0 GiB of memory is available" in msg
     assert e.value.hint and e.value.exit_code == 2
     monkeypatch.setattr(workspace, "available_memory", lambda: None)  # unknown: never refuses
     workspace.check_memory(2**60, "anything")
 
 
 @pytest.mark.parametrize("stage", ["curve", "time"])
-def test_representation_and_kernels_that_do_not_fit_are_refused_before_computing(
+def test_representation_that_does_not_fit_is_refused_before_computing(
         stage, clean_curve, tmp_path, monkeypatch):
     """`curve`/`time` on a run with an empty cache and (simulated) 64 KiB of free memory: exit 2 with one
     clear line, before any representation or kernel is computed, and nothing written."""
@@ -443,7 +445,8 @@ def _tiny_structures_and_splits():
 
     n = 4000
     s = StructureSet(name="t", z=np.ones(n * 3, int), positions=np.random.default_rng(0).random((n * 3, 3)),
-                     offsets=np.arange(0, 3 * n + 1, 3), cells=np.zeros((n, 3, 3)), pbc=np.zeros((n, 3), bool),
+                     offsets=np.arange(0, 3 * n + 1, 3), cells=np.zeros((n, 3, 3)),
+                     pbc=np.zeros((n, 3), bool),
                      ids=np.arange(n).astype(str), targets={"e": np.zeros(n)},
                      target_info={"e": TargetInfo("eV", True)})
     sp = Splits(test=np.arange(10), pool=np.arange(10, n), train={}, tune_folds=[])

@@ -120,7 +120,8 @@ def test_curve_twice_at_once_second_refuses(work):
 
 def test_tune_twice_at_once_second_refuses(work):
     run = copy_of(work, "tune", "run_tune_lock")
-    _second_is_refused(run, work, ["tune", str(run), "--trials", "2"], ["tune", str(run), "--trials", "2"], "tune")
+    args = ["tune", str(run), "--trials", "2"]
+    _second_is_refused(run, work, args, args, "tune")
     assert (run / "tune" / "best.yaml").exists()
 
 

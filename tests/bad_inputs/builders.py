@@ -68,6 +68,12 @@ def _data_not_hdf5(run: Path) -> None:
     (run / "data.h5").write_text("this is not an HDF5 file\n")
 
 
+def _data_other_config(run: Path) -> None:
+    """data.h5 of another config (as after a `prepare --force` killed between its two writes)."""
+    with h5py.File(run / "data.h5", "a") as f:
+        f.attrs["data_hash"] = "0123456789abcdef"
+
+
 def _data_group_missing(run: Path) -> None:
     with h5py.File(run / "data.h5", "a") as f:
         del f["splits"]
@@ -169,6 +175,7 @@ BREAKERS = {
     "data-empty": _data_empty,
     "data-not-hdf5": _data_not_hdf5,
     "data-group-missing": _data_group_missing,
+    "data-other-config": _data_other_config,
     "run-yaml-future-version": _yaml_future_version,
     "run-yaml-no-version": _yaml_old_version,
     "run-yaml-garbage": _yaml_garbage,
