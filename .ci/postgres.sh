@@ -2,7 +2,8 @@
 # Start a throwaway PostgreSQL server on localhost for the distributed-tuning test.
 # Installs the distribution's package if needed. Prints the URL to use; prints nothing if it cannot start.
 set -u
-PORT=${REPBENCH_PG_PORT:-55432}
+# a free port (a server left by an earlier run may hold the usual one)
+PORT=${REPBENCH_PG_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 find_bin() {
   for d in /usr/lib/postgresql/*/bin; do [ -x "$d/pg_ctl" ] && { echo "$d"; return; }; done
 }
