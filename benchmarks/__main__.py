@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="results file (default: benchmarks/results.yaml for the full run, "
                          "benchmarks/results-quick.yaml for --quick, none for --smoke)")
     ap.add_argument("--only", default=None, help=f"comma-separated sections out of: {', '.join(SECTIONS)}")
+    ap.add_argument("--show", type=Path, default=None, metavar="RESULTS",
+                    help="measure nothing: print the table of an existing results file")
+    ap.add_argument("--markdown", action="store_true", help="with --show: print Markdown tables")
     args = ap.parse_args(argv)
+    if args.show is not None:
+        return show(args.show, args.markdown)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     out = args.out
     if out is None and mode != "smoke":
@@ -125,6 +130,34 @@ def print_table(rows, targets, meta, console) -> None:
             s.add_row(v["target"], f"{v['value']:.3g}", "[green]met[/]" if v["met"] else "[red]NOT met[/]",
                       v["detail"])
         console.print(s)
+
+
+def show(path: Path, markdown: bool) -> int:
+    import yaml
+    from rich.console import Console
+
+    res = yaml.safe_load(Path(path).read_text())
+    if not markdown:
+        print_table(res["table"], res["targets"], res["meta"], Console(highlight=False))
+        return 0
+    cols = ("section", "what", "repbench", "reference", "ratio", "target", "status")
+    print("| " + " | ".join(("section", "measurement") + cols[2:]) + " |")
+    print("|" + "---|" * len(cols))
+    last = None
+    for r in res["table"]:
+        sec = r["section"] if r["section"] != last else ""
+        last = r["section"]
+        cells = [sec] + [str(r[c]).replace("|", "/") for c in cols[1:]]
+        print("| " + " | ".join(cells) + " |")
+    print()
+    print("| target | value | met | detail |")
+    print("|---|---|---|---|")
+    for t in res["targets"].values():
+        met = "met" if t["met"] else "**not met**"
+        if "stretch_met" in t:
+            met += f" (stretch {'met' if t['stretch_met'] else 'not met'})"
+        print(f"| {t['target']} | {t['value']:.3g} | {met} | {t['detail']} |")
+    return 0
 
 
 if __name__ == "__main__":

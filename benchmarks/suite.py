@@ -160,7 +160,7 @@ class Suite:
                     return True
 
                 st = interleaved({"matmul": mm, "train x train": tt, "test x train": te}, reps,
-                                 warmup=(n != cfg["kernel_sizes"][-1]),
+                                 warmup=(n == cfg["kernel_sizes"][0]),
                                  extra={"train x train": prof.take, "test x train": prof.take}, log=self.log)
                 self.kernel_mats[("tt", n)] = mats["tt"]
                 self.kernel_mats[("te", n)] = mats["te"]
@@ -181,7 +181,7 @@ class Suite:
                                  f"{s.min:.3g} s, {g:.1f} GFLOP/s", f"matmul {g_mm:.1f} GFLOP/s",
                                  f"{g / g_mm:.0%}")
                 sizes.append(entry)
-                # every size but the largest gets a warm-up round (the largest: numba is compiled by then)
+                # only the first size has a warm-up round: the later ones run the same compiled code
         finally:
             prof.close()
         out["sizes"] = sizes
@@ -369,14 +369,21 @@ class Suite:
                 assert e3 <= 1e-10, f"squared exponentials differ: {e3:.3g}"
                 self._ls_err = max(e1, e2, e3)
 
-            st = interleaved({g: mk(g) for g in grids}, reps, warmup=True, check=check, log=self.log)
+            prof = Profile()
+            try:
+                st = interleaved({g: mk(g) for g in grids}, reps, warmup=True, check=check, log=self.log,
+                                 extra={g: prof.take for g in grids})
+            finally:
+                prof.close()
             pairs = float(offA[-1]) * float(offB[-1] if XB is not None else offA[-1])
             if XB is None:
                 pairs = float(offA[-1]) * (offA[-1] + 1) / 2
             r = {"atoms_a": int(offA[-1]), "atoms_b": int(offB[-1]) if XB is not None else None,
                  "dim": int(XA.shape[1]), "atom_pairs": pairs, "max_rel_difference": sig(self._ls_err)}
             for g, s in st.items():
-                r[g] = {**s.as_dict(), "ns_per_atom_pair": sig(s.min / pairs * 1e9),
+                d = s.as_dict()
+                r[g] = {**d, "ns_per_atom_pair": sig(s.min / pairs * 1e9),
+                        "fused_ns_per_atom_pair": sig(d["fused_s_of_min"] / pairs * 1e9),
                         "ratio_to_1": sig(s.min / st["1"].min)}
             return r, st
 
@@ -406,10 +413,14 @@ class Suite:
         ns1 = st["1"].min / r["atom_pairs"] * 1e9
         ns8 = st["8 log2"].min / r["atom_pairs"] * 1e9
         sf_ratio = st["8 log2"].min / st["1"].min
+        fz1 = r["1"]["fused_ns_per_atom_pair"]
+        fz8 = r["8 log2"]["fused_ns_per_atom_pair"]
         status = self.target("sflike_ns_per_pair", ns1, f"{ns1:.2f} ns per atom pair (1 length scale, "
-                             f"{r['atom_pairs']:.3g} pairs, d = 100); 8 log2 length scales {ns8:.2f} ns")
+                             f"{r['atom_pairs']:.3g} pairs, d = 100; of which the fused exp + segment-sum pass "
+                             f"{fz1:.2f} ns, the rest GEMM); 8 log2 length scales {ns8:.2f} ns (fused {fz8:.2f} ns)")
         self.row("length scales", f"SF-like d=100, {m} x {m} molecules: ns per atom pair (1 length scale)",
-                 f"{ns1:.2f} ns", f"8 length scales {ns8:.2f} ns", "", "<= 4 ns", status)
+                 f"{ns1:.2f} ns (fused pass {fz1:.2f})", f"8 length scales {ns8:.2f} ns (fused pass {fz8:.2f})",
+                 "", "<= 4 ns", status)
         self.row("length scales", f"SF-like d=100: 8 (log2 grid) vs 1",
                  f"{st['8 log2'].min:.3g} s", f"{st['1'].min:.3g} s",
                  f"{sf_ratio:.2f}x (ratio-1.25 grid {st['8 ratio 1.25'].min / st['1'].min:.2f}x)")
@@ -450,6 +461,9 @@ class Suite:
         species = self.ds.elements
         res: dict[str, Any] = {"molecules": n, "atoms": int(self.ds.n_atoms[idx].sum()),
                                "repbench_workers": default_workers(n), "note": (
+                                   "'repbench 1 worker' (n_workers=1) is the profile: its ratio to dscribe "
+                                   "n_jobs=1 is repbench's per-structure overhead (ASE conversion, SF "
+                                   "stratification), its ratio to 'repbench' the parallel speed-up.  "
                                    "repbench: representations.compute (default workers: forked processes "
                                    "writing into shared memory; includes converting the molecules to ASE). "
                                    "dscribe: the descriptor's create() on a prepared list of ase.Atoms with "
@@ -465,6 +479,10 @@ class Suite:
                 outs["repbench"] = np.asarray(compute(rep, self.ds, idx, progress=False).values)
                 return True
 
+            def rb1():
+                outs["repbench 1 worker"] = np.asarray(compute(rep, self.ds, idx, progress=False, n_workers=1).values)
+                return True
+
             def ds_(jobs):
                 def f():
                     outs[f"dscribe n_jobs={jobs}"] = _dscribe_create(descs, atoms, kind, jobs, species)
@@ -473,7 +491,7 @@ class Suite:
 
             def check(_):
                 ref = outs["repbench"]
-                for k in ("dscribe n_jobs=1", "dscribe n_jobs=2"):
+                for k in ("repbench 1 worker", "dscribe n_jobs=1", "dscribe n_jobs=2"):
                     v = outs[k]
                     assert v.shape == ref.shape, f"{name}: {k} shape {v.shape} != repbench {ref.shape}"
                     np.testing.assert_allclose(v, ref, rtol=1e-12, atol=0, err_msg=f"{name}: {k} vs repbench")
@@ -482,7 +500,8 @@ class Suite:
             self.log(f"representations: {name}, {n} molecules")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
-                st = interleaved({"repbench": rb, "dscribe n_jobs=1": ds_(1), "dscribe n_jobs=2": ds_(2)},
+                st = interleaved({"repbench": rb, "repbench 1 worker": rb1, "dscribe n_jobs=1": ds_(1),
+                                  "dscribe n_jobs=2": ds_(2)},
                                  cfg["rep_repeats"], check=check, log=self.log)
             if name == "SF k=2":
                 from repbench.representations import Features
@@ -494,7 +513,11 @@ class Suite:
             res[name] = {"dim": int(rep.dim), "bitwise_equal": self._rep_equal,
                          **{k: {**s.as_dict(), "structures_per_s": sig(n / s.min)} for k, s in st.items()},
                          "speedup_vs_dscribe_1": sig(r),
-                         "speedup_vs_dscribe_2": sig(st["dscribe n_jobs=2"].min / st["repbench"].min)}
+                         "speedup_vs_dscribe_2": sig(st["dscribe n_jobs=2"].min / st["repbench"].min),
+                         "profile": {
+                             "parallel_speedup_repbench_2_vs_1_worker": sig(st["repbench 1 worker"].min / st["repbench"].min),
+                             "repbench_1_worker_vs_dscribe_1_job": sig(st["repbench 1 worker"].min
+                                                                       / st["dscribe n_jobs=1"].min)}}
             self.row("representations", f"{name} (dim {rep.dim}), {n} molecules",
                      f"{n / st['repbench'].min:.0f} /s",
                      f"dscribe {n / st['dscribe n_jobs=1'].min:.0f} /s (1 job), "
