@@ -36,7 +36,9 @@ MODES: dict[str, dict] = {
         "peer_qmllib": 200,                       # molecules (train x train; test x train 100 x 200)
         "peer_dscribe": 60,
         "peer_repeats": 3,
-        "rep_n": 1000,
+        # molecules per representation: about 2-3 s of single-process work each, so that starting workers
+        # (~0.1 s) is not what is measured; SF k=2 costs ~0.1 ms per molecule
+        "rep_n": {"SOAP": 1000, "SF k=2": 20000, "SF k=2,3": 4000, "MBTR k=2": 4000, "MBTR k=2,3": 2000},
         "rep_repeats": 3,
         "krr_n": 4000,
         "krr_n_test": 500,
@@ -61,7 +63,7 @@ MODES: dict[str, dict] = {
         "peer_qmllib": 40,
         "peer_dscribe": 30,
         "peer_repeats": 3,
-        "rep_n": 100,
+        "rep_n": {"SOAP": 200, "SF k=2": 4000, "SF k=2,3": 800, "MBTR k=2": 800, "MBTR k=2,3": 400},
         "rep_repeats": 3,
         "krr_n": 1200,
         "krr_n_test": 300,
@@ -86,7 +88,7 @@ MODES: dict[str, dict] = {
         "peer_qmllib": 8,
         "peer_dscribe": 6,
         "peer_repeats": 1,
-        "rep_n": 12,
+        "rep_n": {"SOAP": 12, "SF k=2": 12, "SF k=2,3": 12, "MBTR k=2": 12, "MBTR k=2,3": 12},
         "rep_repeats": 1,
         "krr_n": 120,
         "krr_n_test": 30,

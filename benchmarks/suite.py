@@ -64,7 +64,7 @@ class Suite:
         rng = np.random.default_rng(cfg["seed"])
         n_train = max(cfg["kernel_sizes"] + [cfg["f32_size"], cfg["memory_size"], cfg["ls_soap"],
                                               cfg["peer_qmllib"], cfg["peer_dscribe"]])
-        n_pool = max(n_train, cfg["ls_sflike"], cfg["rep_n"])
+        n_pool = max(n_train, cfg["ls_sflike"], *cfg["rep_n"].values())
         perm = rng.permutation(len(self.ds))
         self.pool = perm[:n_pool]                      # training molecules (nested: first n of them)
         self.test = perm[n_pool:n_pool + cfg["n_test"]]
@@ -482,24 +482,24 @@ class Suite:
         from repbench.representations import compute, default_workers, make_representation
 
         cfg = self.cfg
-        n = cfg["rep_n"]
-        idx = self.pool[:n]
         # dscribe 2.1.2 calls ase's deprecated get_calculator(): keep its FutureWarning out of the log, also
         # in joblib's worker processes (they inherit the environment when they start)
         os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
-        atoms = self.ds.to_ase(idx)
         species = self.ds.elements
-        res: dict[str, Any] = {"molecules": n, "atoms": int(self.ds.n_atoms[idx].sum()),
-                               "repbench_workers": default_workers(n), "note": (
+        res: dict[str, Any] = {"molecules": dict(cfg["rep_n"]), "note": (
                                    "'repbench 1 worker' (n_workers=1) is the profile: its ratio to dscribe "
                                    "n_jobs=1 is repbench's per-structure overhead (ASE conversion, SF "
                                    "stratification), its ratio to 'repbench' the parallel speed-up.  "
                                    "repbench: representations.compute (default workers: forked processes "
                                    "writing into shared memory; includes converting the molecules to ASE). "
                                    "dscribe: the descriptor's create() on a prepared list of ase.Atoms with "
-                                   "n_jobs=1 and n_jobs=2 (joblib)")}
+                                   "n_jobs=1 and n_jobs=2 (joblib).  Molecules per representation: about "
+                                   "2-3 s of single-process work, so that starting workers is not what is timed")}
         ratios = {}
         for name, spec in C.REPRESENTATIONS.items():
+            n = cfg["rep_n"][name]
+            idx = self.pool[:n]
+            atoms = self.ds.to_ase(idx)
             rep = make_representation(spec, species=species, periodic=False)
             descs = _dscribe_descriptors(spec, species)
             kind = next(iter(spec))
@@ -536,11 +536,15 @@ class Suite:
             if name == "SF k=2":
                 from repbench.representations import Features
 
-                self.sf_features = (Features(values=np.ascontiguousarray(outs["repbench"]),
-                                             offsets=np.concatenate([[0], np.cumsum(self.ds.n_atoms[idx])])), n)
+                m = min(n, cfg["ls_sflike"])  # the first m molecules, for the length-scale section
+                off = np.concatenate([[0], np.cumsum(self.ds.n_atoms[idx[:m]])])
+                self.sf_features = (Features(values=np.ascontiguousarray(outs["repbench"][: off[-1]]),
+                                             offsets=off), m)
             r = st["dscribe n_jobs=1"].min / st["repbench"].min
             ratios[name] = r
-            res[name] = {"dim": int(rep.dim), "bitwise_equal": self._rep_equal,
+            outs.clear()
+            res[name] = {"dim": int(rep.dim), "molecules": n, "atoms": int(self.ds.n_atoms[idx].sum()),
+                         "repbench_workers": default_workers(n), "bitwise_equal": self._rep_equal,
                          **{k: {**s.as_dict(), "structures_per_s": sig(n / s.min)} for k, s in st.items()},
                          "speedup_vs_dscribe_1": sig(r),
                          "speedup_vs_dscribe_2": sig(st["dscribe n_jobs=2"].min / st["repbench"].min),
