@@ -39,7 +39,7 @@ MODES: dict[str, dict] = {
         # molecules per representation: about 2-3 s of single-process work each, so that starting workers
         # (~0.1 s) is not what is measured; SF k=2 costs ~0.1 ms per molecule
         "rep_n": {"SOAP": 1000, "SF k=2": 20000, "SF k=2,3": 4000, "MBTR k=2": 4000, "MBTR k=2,3": 2000},
-        "rep_repeats": 3,
+        "rep_repeats": 5,
         "krr_n": 4000,
         "krr_n_test": 500,
         "krr_regs": 20,
@@ -64,7 +64,7 @@ MODES: dict[str, dict] = {
         "peer_dscribe": 30,
         "peer_repeats": 3,
         "rep_n": {"SOAP": 200, "SF k=2": 4000, "SF k=2,3": 800, "MBTR k=2": 800, "MBTR k=2,3": 400},
-        "rep_repeats": 3,
+        "rep_repeats": 5,
         "krr_n": 1200,
         "krr_n_test": 300,
         "krr_regs": 20,
