@@ -9,4 +9,6 @@ Results go to ``benchmarks/results.yaml`` (``--out``) and a table is printed.  S
 
 __all__ = ["MODES"]
 
+import repbench  # noqa: E402,F401  (before numpy: sets OPENBLAS_THREAD_TIMEOUT, see repbench/__init__.py)
+
 from .config import MODES  # noqa: E402

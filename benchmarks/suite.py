@@ -56,8 +56,7 @@ class Suite:
     # ------------------------------------------------------------------------------------------ data
     def prepare(self) -> dict[str, Any]:
         from repbench.datasets import load_dataset
-        from repbench.kernels import median_length_scale
-        from repbench.representations import compute, make_representation
+        from repbench.representations import make_representation
 
         cfg = self.cfg
         self.ds = load_dataset("qm9")
@@ -70,33 +69,49 @@ class Suite:
         self.test = perm[n_pool:n_pool + cfg["n_test"]]
         self.sflike_test = perm[n_pool + cfg["n_test"]:n_pool + cfg["n_test"] + cfg["ls_sflike"]]
         self.soap = make_representation({"soap": C.SOAP}, species=self.ds.elements, periodic=False)
+        self.n_train = n_train
+        self.data = {"dataset": "QM9 (qm9pack), random molecules, seed %d" % cfg["seed"],
+                     "soap": dict(C.SOAP, species="HCNOF", dim=int(self.soap.dim)),
+                     "train_molecules": n_train, "test_molecules": int(cfg["n_test"])}
+        return self.data
+
+    def __getattr__(self, name: str):
+        # the SOAP data of the kernel sections is computed on first use, so that the sections before it
+        # (matmul, representations: forked worker pools) run in a lean process
+        if name in ("X_train", "off_train", "X_test", "off_test", "d", "ls"):
+            self._soap_data()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def _soap_data(self) -> None:
+        from repbench.kernels import median_length_scale
+        from repbench.representations import compute
+
+        cfg = self.cfg
         t0 = time.perf_counter()
-        ftr = compute(self.soap, self.ds, self.pool[:n_train], progress=False)
+        ftr = compute(self.soap, self.ds, self.pool[: self.n_train], progress=False)
         fte = compute(self.soap, self.ds, self.test, progress=False)
         t_soap = time.perf_counter() - t0
         self.X_train, self.off_train = np.asarray(ftr.values), ftr.offsets
         self.X_test, self.off_test = np.asarray(fte.values), fte.offsets
         self.d = self.X_train.shape[1]
         self.ls = median_length_scale(self.X_train)
-        self.log(f"data: QM9 {len(self.ds)} molecules; SOAP of {n_train} + {cfg['n_test']} molecules "
+        self.log(f"data: SOAP of {self.n_train} + {cfg['n_test']} molecules "
                  f"({self.X_train.shape[0]} + {self.X_test.shape[0]} atoms, dim {self.d}) in {t_soap:.1f} s; "
                  f"length scale (median atom distance) {self.ls:.3g}")
-        return {"dataset": "QM9 (qm9pack), random molecules, seed %d" % cfg["seed"],
-                "soap": dict(C.SOAP, species="HCNOF", dim=self.d),
-                "train_molecules": n_train, "train_atoms": int(self.X_train.shape[0]),
-                "test_molecules": int(cfg["n_test"]), "test_atoms": int(self.X_test.shape[0]),
-                "length_scale": sig(self.ls), "length_scale_rule": "median atom-atom SOAP distance",
-                "soap_seconds": sig(t_soap)}
+        self.data.update({"train_atoms": int(self.X_train.shape[0]), "test_atoms": int(self.X_test.shape[0]),
+                          "length_scale": sig(self.ls), "length_scale_rule": "median atom-atom SOAP distance",
+                          "soap_seconds": sig(t_soap)})
 
     # ------------------------------------------------------------------------------------------ matmul
     def matmul_ref(self, dtype=np.float64):
         """The reference GEMM interleaved with kernel timings: (4096 x d) @ (d x 4096) in the mode's size."""
         n = self.cfg["matmul_n"]
         rng = np.random.default_rng(1)
-        A = rng.random((n, self.d)).astype(dtype)
-        B = rng.random((n, self.d)).astype(dtype)
+        A = rng.random((n, self.soap.dim)).astype(dtype)
+        B = rng.random((n, self.soap.dim)).astype(dtype)
         out = np.empty((n, n), dtype=dtype)
-        flops = 2.0 * n * n * self.d
+        flops = 2.0 * n * n * self.soap.dim
         return (lambda: np.matmul(A, B.T, out=out)), flops
 
     def matmul(self) -> dict[str, Any]:
@@ -118,7 +133,7 @@ class Suite:
         for k, s in st.items():
             g = flops[k] / s.min / 1e9
             res[k] = {"gflops": sig(g), **s.as_dict()}
-            shape = f"{n}x{n}x{n}" if k.startswith("square") else f"{n}x{self.d}x{n}"
+            shape = f"{n}x{n}x{n}" if k.startswith("square") else f"{n}x{self.soap.dim}x{n}"
             res[k]["shape"] = shape
             self.row("matmul", f"numpy {k} ({shape})", f"{g:.1f} GFLOP/s")
         self.matmul_gflops = {dt: max(res[f"square {dt}"]["gflops"], res[f"soap-shaped {dt}"]["gflops"])
