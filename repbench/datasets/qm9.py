@@ -357,8 +357,8 @@ def load_qm9(path: str | os.PathLike | None = None, *, cache_dir: str | os.PathL
 
 
 # =========================================================================== original figshare records
-def parse_raw_records(text: str, where: str) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield ``(gdb id, z, positions (n, 3) Angstrom, props (15,) file units)`` per record in ``text``.
+def parse_raw_records(text: str, where: str) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Yield ``(gdb id, z, positions (n, 3) Angstrom, props (15,) file units, first line)`` per record.
 
     A record is: the atom count ``n``; ``gdb <id>`` and 15 properties; ``n`` lines ``El x y z q``; the
     harmonic frequencies; the SMILES; the InChI.  Several records may follow each other (blank lines
@@ -423,7 +423,7 @@ def parse_raw_records(text: str, where: str) -> Iterator[tuple[int, np.ndarray, 
                                 hint="coordinates are decimal numbers in Angstrom") from None
         if not np.all(np.isfinite(pos)):
             raise DataError("non-finite coordinate", where=f"{where}:{start + 2}", hint="fix the record")
-        yield gdb, z, pos, props
+        yield gdb, z, pos, props, start
         i = end
 
 
@@ -514,14 +514,14 @@ def load_qm9_raw(path: str | os.PathLike, *, exclude: str | os.PathLike | Iterab
     excluded = 0
     first_where: dict[int, str] = {}
     for where, text in _raw_texts(p):
-        for g, z, x, pr in parse_raw_records(text, where):
+        for g, z, x, pr, line in parse_raw_records(text, where):
             if g in exclude_ids:
                 excluded += 1
                 continue
             if g in first_where:
-                raise DataError(f"molecule gdb {g} appears twice (first in {first_where[g]})", where=where,
-                                hint="remove the duplicate record")
-            first_where[g] = where
+                raise DataError(f"molecule gdb {g} appears twice (first at {first_where[g]})",
+                                where=f"{where}:{line}", hint="remove one of the two records")
+            first_where[g] = f"{where}:{line}"
             gdb.append(g)
             zs.append(z)
             pos.append(x)
