@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import DataError
 from ..structures import StructureSet, TargetInfo
 from . import ENERGY_UNITS, require_path
+from .xyz import check_layout
 
 
 def convert_unit(values: np.ndarray, n_atoms: np.ndarray, unit: str, extensive: bool
@@ -55,10 +56,8 @@ def load_ase_file(path: str | os.PathLike, *, target_key: str | None = None, tar
         atoms_list = ase.io.read(p, index=":", format=format)
     except Exception as e:  # noqa: BLE001 - ASE raises many kinds; all mean "this file cannot be read"
         msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        located = locate_xyz_problem(p) if _is_xyz(p, format) else None
-        if located is not None:  # ASE's messages carry no line number: name the line ourselves
-            line, problem, hint = located
-            raise DataError(problem, where=f"{p}:{line}", hint=hint) from None
+        if _is_xyz(p, format):  # ASE's messages carry no line number: name the broken line if we can
+            check_layout(p)
         raise DataError(f"ASE cannot read the file: {msg}", where=str(p),
                         hint="check the file, or give its format (dataset.format: extxyz, vasp-out, aims ...)"
                         ) from None
@@ -100,79 +99,6 @@ def _is_xyz(p: Path, format: str | None) -> bool:
     if format is not None:
         return format in ("xyz", "extxyz")
     return p.suffix.lower() in (".xyz", ".extxyz")
-
-
-def _properties(comment: str) -> tuple[int, int]:
-    """(species column, first position column) from an extxyz ``Properties=`` field (default 0, 1)."""
-    import re
-
-    m = re.search(r"Properties=(\S+)", comment, flags=re.IGNORECASE)
-    if not m:
-        return 0, 1
-    f = m.group(1).strip("\"'").split(":")
-    col, species, pos = 0, 0, 1
-    for name, count in zip(f[0::3], f[2::3]):
-        if name.lower() == "species":
-            species = col
-        elif name.lower() == "pos":
-            pos = col
-        col += int(count) if count.isdigit() else 1
-    return species, pos
-
-
-def locate_xyz_problem(p: Path) -> tuple[int, str, str] | None:
-    """The first line of an (extended) XYZ file that breaks the layout: (line number, problem, hint).
-
-    A diagnostic for when ASE has failed (its messages name no line); ``None`` if every frame looks right,
-    i.e. the problem is one this scan does not know.
-    """
-    from ase.data import atomic_numbers
-
-    try:
-        text = p.read_text(errors="replace")
-    except OSError:
-        return None
-    if "\x00" in text or "\ufffd" in text:  # not a text file: ASE's message says enough
-        return None
-    lines = text.splitlines()
-    prev: tuple[int, int] | None = None  # (line, atom count) of the previous structure
-    i = 0
-    while i < len(lines):
-        if not lines[i].strip():  # blank lines between frames or at the end
-            i += 1
-            continue
-        head = lines[i].split()
-        if len(head) != 1 or not head[0].isdigit():
-            hint = "each structure starts with a line holding only its atom count, then a comment line"
-            if prev is not None:
-                hint = (f"the structure at line {prev[0]} declares {prev[1]} atoms; if this line is one of its "
-                        "atoms, correct that count")
-            return (i + 1, f"expected the atom count of a structure, found {lines[i].strip()[:60]!r}", hint)
-        n = int(head[0])
-        prev = (i + 1, n)
-        if i + 1 >= len(lines):
-            return i + 1, f"structure of {n} atoms has no comment line", "the file is truncated"
-        sp, pos = _properties(lines[i + 1])
-        for j in range(i + 2, i + 2 + n):
-            if j >= len(lines) or not lines[j].strip():
-                got = j - i - 2
-                return (j + 1, f"structure starting at line {i + 1} should have {n} atom lines, found {got}",
-                        "fix the atom count on line %d or add the missing atoms" % (i + 1))
-            cols = lines[j].split()
-            if len(cols) < max(sp + 1, pos + 3):
-                return (j + 1, f"atom line has {len(cols)} columns, needs an element and x y z: "
-                               f"{lines[j].strip()[:60]!r}", "each atom line is: element x y z [more columns]")
-            sym = cols[sp]
-            if not (sym in atomic_numbers or sym.isdigit()):
-                return (j + 1, f"unknown element {sym!r}", "use a chemical symbol such as H, C, O, or an atomic "
-                                                              "number")
-            for c in cols[pos:pos + 3]:
-                try:
-                    float(c.replace("*^", "e"))
-                except ValueError:
-                    return (j + 1, f"coordinate {c!r} is not a number", "x y z are numbers in Angstrom")
-        i += 2 + n
-    return None
 
 
 def _is_scalar(v) -> bool:

@@ -31,7 +31,6 @@ ids are the ``name`` fields (``AgCu-3``); ``meta["lattice_types"]`` counts fcc/b
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 
 import numpy as np
@@ -39,51 +38,11 @@ import numpy as np
 from ..errors import DataError
 from ..structures import StructureSet, TargetInfo, atomic_number
 from . import read_text, require_path
+from .xyz import parse_comment, parse_float, properties_columns
 
-_KV = re.compile(r"""([A-Za-z_][\w\-]*)\s*=\s*("[^"]*"|'[^']*'|\{[^}]*\}|\S+)""")
 _TE_KEYS = ("total_energy_eV", "total_energy", "te")
 _FE_KEYS = ("formation_enthalpy_eV", "formation_enthalpy", "fe")
 _LATTICE_KEYS = ("lattice_type", "lattice")
-
-
-def parse_comment(line: str) -> dict[str, str]:
-    """``key=value`` pairs of an (extended) XYZ comment line, quotes removed; keys as written."""
-    out = {}
-    for k, v in _KV.findall(line):
-        if v[:1] in "\"'{":
-            v = v[1:-1]
-        out[k] = v
-    return out
-
-
-def _columns(properties: str, where: str) -> tuple[int, int, int]:
-    """(species column, first position column, number of columns) from an extxyz ``Properties`` value."""
-    parts = properties.split(":")
-    if len(parts) % 3:
-        raise DataError(f"malformed Properties={properties!r}", where=where,
-                        hint="Properties is name:type:count triples, e.g. species:S:1:pos:R:3")
-    col, species, pos = 0, -1, -1
-    for name, _typ, cnt in zip(parts[::3], parts[1::3], parts[2::3]):
-        if name == "species":
-            species = col
-        elif name == "pos":
-            pos = col
-        try:
-            col += int(cnt)
-        except ValueError:
-            raise DataError(f"malformed Properties={properties!r}", where=where,
-                            hint="Properties is name:type:count triples") from None
-    if species < 0 or pos < 0:
-        raise DataError(f"Properties={properties!r} lacks species or pos", where=where,
-                        hint="BA10 needs species:S:1 and pos:R:3 columns")
-    return species, pos, col
-
-
-def _float(value: str, what: str, where: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise DataError(f"{what} = {value!r} is not a number", where=where, hint="fix the value") from None
 
 
 def _first(kv: dict[str, str], keys: tuple[str, ...]) -> str | None:
@@ -145,14 +104,14 @@ def parse_ba10(text: str, where: str):
         if te_s is None or fe_s is None:
             raise DataError(f"structure {k} has no total energy or formation enthalpy", where=cwhere,
                             hint="expected total_energy_eV= and formation_enthalpy_eV= (or te= and fe=)")
-        te = _float(te_s, "total energy", cwhere)
-        fe = _float(fe_s, "formation enthalpy", cwhere)
+        te = parse_float(te_s, "total energy", cwhere)
+        fe = parse_float(fe_s, "formation enthalpy", cwhere)
         if not (np.isfinite(te) and np.isfinite(fe)):
             raise DataError(f"structure {k} ({name}): NaN or infinite energy", where=cwhere,
                             hint="remove the structure or fix its value")
         # atoms
         if extended and "Properties" in kv:
-            c_sp, c_pos, n_col = _columns(kv["Properties"], cwhere)
+            c_sp, c_pos, n_col = properties_columns(kv["Properties"], cwhere)
         else:
             c_sp, c_pos, n_col = 0, 1, 4
         z = np.empty(n, dtype=np.int32)
@@ -167,14 +126,14 @@ def parse_ba10(text: str, where: str):
                                 hint=f"the structure starting at line {start} declares {n} atoms; the file "
                                      "is damaged or the count is wrong")
             z[a] = atomic_number(t[c_sp], where=lwhere)
-            pos[a] = [_float(v, "coordinate", lwhere) for v in t[c_pos:c_pos + 3]]
+            pos[a] = [parse_float(v, "coordinate", lwhere) for v in t[c_pos:c_pos + 3]]
         # cell
         if extended:
             vals = kv["Lattice"].split()
             if len(vals) != 9:
                 raise DataError(f"Lattice holds {len(vals)} numbers, not 9", where=cwhere,
                                 hint='write Lattice="a1x a1y a1z a2x a2y a2z a3x a3y a3z"')
-            cell = np.array([_float(v, "Lattice value", cwhere) for v in vals]).reshape(3, 3)
+            cell = np.array([parse_float(v, "Lattice value", cwhere) for v in vals]).reshape(3, 3)
         else:
             cell = np.empty((3, 3))
             for c in range(3):
@@ -186,7 +145,7 @@ def parse_ba10(text: str, where: str):
                                     f"{lines[li][:60]!r}", where=lwhere,
                                     hint="in the original layout the last three lines of each structure are "
                                          "the cell vectors; or the atom count is wrong")
-                cell[c] = [_float(v, "cell vector component", lwhere) for v in t]
+                cell[c] = [parse_float(v, "cell vector component", lwhere) for v in t]
         if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(cell))):
             raise DataError(f"structure {k}: non-finite coordinate or cell", where=f"{where}:{start}",
                             hint="fix the value")
