@@ -21,9 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
-from . import kernels as _kernels
-from . import krr as _krr
 from .baselines import Baseline
+from .models.kernel import kernel_matrices
+from .models.regressor import REGRESSORS
 from .representations import Features, compute, make_representation
 from .structures import StructureSet
 
@@ -59,13 +59,9 @@ def kernel(A: Features, B: Features | None = None, *, kind: str = "gaussian", le
     exp(-d^2 / 2 l^2), laplacian exp(-d / l), polynomial (x.y / |x||y|)^zeta), divided by n_a n_b when
     ``normalize``.  Global features: gaussian or laplacian of the vector distance.
     """
-    dt = np.float32 if dtype == "float32" else np.float64
-    if A.offsets is not None:
-        return _kernels.local_kernel(A.values, A.offsets, None if B is None else B.values,
-                                     None if B is None else B.offsets, atom_kernel=kind,
-                                     length_scales=[length_scale], zeta=zeta, normalize=normalize, dtype=dt)[0]
-    return _kernels.global_kernel(A.values, None if B is None else B.values, kind=kind,
-                                  length_scales=[length_scale], dtype=dt)[0]
+    params = ({"atom_kernel": kind, "zeta": zeta, "normalize": normalize} if A.offsets is not None
+              else {"kind": kind})
+    return kernel_matrices(A, B, params, [length_scale], dtype=dtype)[0]
 
 
 @dataclass
@@ -77,18 +73,23 @@ class KRR:
 
     regularization: float = 1e-8
     baseline: str = "none"
-    alpha_: np.ndarray | None = field(default=None, repr=False)
+    regressor: str = "krr"
+    regressor_: object | None = field(default=None, repr=False)
     baseline_: Baseline | None = field(default=None, repr=False)
+
+    @property
+    def alpha_(self) -> np.ndarray | None:
+        return getattr(self.regressor_, "alpha_", None)
 
     def fit(self, K: np.ndarray, y, counts: np.ndarray | None = None) -> "KRR":
         y = np.asarray(y, dtype=np.float64)
         c = np.zeros((len(y), 1)) if counts is None else np.asarray(counts, dtype=np.float64)
         self.baseline_ = Baseline.make(self.baseline).fit(c, y)
-        self.alpha_ = _krr.fit(K, y - self.baseline_.predict(c), self.regularization)
+        self.regressor_ = REGRESSORS[self.regressor](self.regularization).fit(K, y - self.baseline_.predict(c))
         return self
 
     def predict(self, K_test_train: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
-        if self.alpha_ is None:
+        if self.regressor_ is None:
             raise RuntimeError("call fit() first")
         c = np.zeros((K_test_train.shape[0], 1)) if counts is None else np.asarray(counts, dtype=np.float64)
-        return _krr.predict(K_test_train, self.alpha_) + self.baseline_.predict(c)
+        return self.regressor_.predict(K_test_train) + self.baseline_.predict(c)

@@ -3,10 +3,15 @@
 * ``none``: 0.
 * ``mean``: the mean of the training targets.
 * ``dressed_atoms``: a per-element linear model, ``y ~ counts @ coef`` without intercept (least squares;
-  the minimum-norm solution when columns are collinear, e.g. fixed stoichiometries).  On QM9 atomisation
-  energies it takes the MAE of a 1,000-molecule SOAP model from ~13 to ~4 kcal/mol (DESIGN.md section 2).
+  the minimum-norm solution when columns are collinear, e.g. fixed stoichiometries).  It matters: measured
+  on QM9 atomisation energies with 1,000 training molecules and SOAP (r_cut 5, n_max 6, l_max 4, sigma 0.5)
+  with a kernel summed over atom pairs, the test MAE was about 13 kcal/mol with only mean-centring and
+  4.0 kcal/mol with this baseline (and the (x.y)^2 atom kernel of normalised vectors); the baseline alone
+  (element counts) gives 19 kcal/mol.
 
-A baseline is fitted on the training rows only; the caller passes just those rows.  ``counts`` is an
+A baseline is fitted on the training rows only: either the caller passes just those rows to
+:meth:`Baseline.fit`, or it passes the full arrays and the training index to :func:`fit_baseline`, which
+reads nothing else.  ``counts`` is an
 ``(n, n_elements)`` array of element counts per structure, already divided by the per-structure normaliser
 (atoms, cations) when the target is modelled per atom or per cation; the columns follow whatever element
 order the caller uses (``elements`` may be stored alongside to make the fitted coefficients
@@ -20,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BASELINE_KINDS", "Baseline"]
+__all__ = ["BASELINE_KINDS", "Baseline", "fit_baseline"]
 
 BASELINE_KINDS = ("none", "mean", "dressed_atoms")
 
@@ -151,6 +156,29 @@ class _DressedAtoms(Baseline):
 
     def _load(self, data):
         self.coef = np.asarray(data["coef"], dtype=np.float64)
+
+
+def fit_baseline(kind: str, counts: Any, y: Any, train_index: Any,
+                 elements: Sequence[int] | None = None) -> Baseline:
+    """A ``kind`` baseline fitted on the rows ``train_index`` of the FULL arrays ``counts`` and ``y``.
+
+    ``counts`` ``(n, n_elements)`` and ``y`` ``(n,)`` hold every structure (pool, validation and test rows
+    alike); ``train_index`` (integer indices into them) selects the training rows.  Only those rows are
+    read: the other rows of ``counts`` and ``y`` may hold anything, NaN included, and do not change the
+    fit.  Equivalent to ``Baseline.make(kind).fit(counts[train_index], y[train_index], elements)``; the
+    point is that callers holding full arrays cannot leak validation or test rows into the baseline.
+    """
+    counts = np.asarray(counts)
+    y = np.asarray(y)
+    idx = np.asarray(train_index)
+    if idx.ndim != 1 or not (idx.size == 0 or np.issubdtype(idx.dtype, np.integer)):
+        raise ValueError(f"train_index must be a 1-D array of integer indices, got {idx.dtype} {idx.shape}")
+    if counts.ndim != 2 or y.ndim != 1 or counts.shape[0] != y.shape[0]:
+        raise ValueError(f"counts (n x elements) and y (n,) must have the same rows, got shapes "
+                         f"{counts.shape} and {y.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= y.shape[0]):
+        raise ValueError(f"train_index holds indices outside 0..{y.shape[0] - 1}")
+    return Baseline.make(kind).fit(counts[idx], y[idx], elements)
 
 
 _KINDS: dict[str, type[Baseline]] = {

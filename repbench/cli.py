@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.logging import RichHandler
 
 from . import __version__
@@ -83,18 +84,37 @@ def prepare(config: Path, run_dir: Path | None, force: bool) -> None:
     rd, what = do_prepare(config, run_dir, force)
     meta = rd.read_meta()
     d = meta["dataset"]
-    verb = {"created": "prepared", "unchanged": "up to date", "replaced": "re-prepared"}[what]
+    verb = {"created": "prepared", "unchanged": "up to date", "replaced": "re-prepared",
+            "updated": "config updated"}[what]
     console.print(f"[green]{verb}[/] {rd.path}  ({d['structures']} structures, {d['atoms']} atoms, "
                   f"test set {d['test_size']} ({d['test_set']}), pool {d['pool_size']}; "
                   f"{time.perf_counter() - t0:.1f} s)")
+    if what == "updated":
+        console.print(_update_note(rd))
+
+
+def _update_note(rd) -> str:
+    """What a config update means for the run (which keys changed, what is kept)."""
+    from .config import DATA_SECTIONS, EXECUTION_KEYS
+
+    changed = rd.last_config_change()
+    execution = {f"{sec}.{k}" for sec, keys in EXECUTION_KEYS.items() for k in keys}
+    results = [k for k in changed if k not in execution and k.split(".")[0] not in DATA_SECTIONS
+               and k != "name"]
+    keys = ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else "")
+    if not results:
+        return (f"  changed: {keys} (execution settings only): data.h5, the study and every finished "
+                "result are kept")
+    return (f"  changed: {keys}: data.h5 and caches are kept; results that depend on "
+            f"{', '.join(results[:3])} are recomputed (a new search space starts a new study)")
 
 
 
 
 def _run_dir(path: Path):
-    from .rundir import RunDir
+    from .migrate import open_run
 
-    rd = RunDir(path)
+    rd = open_run(path)  # upgraded in place if an older repbench wrote it
     rd.read_meta()  # clear error if it is not a run directory
     return rd
 
@@ -117,16 +137,20 @@ def datasets() -> None:
 
 @datasets.command("list")
 def datasets_list() -> None:
-    """The dataset readers and what they read."""
+    """The dataset readers (built in and from installed plugins) and what they read."""
     from rich.table import Table
 
-    from .datasets import DATASETS
+    from .datasets import READERS
 
     t = Table(title="dataset readers (config: dataset.name)")
-    t.add_column("name")
-    t.add_column("reads")
-    for k, v in DATASETS.items():
-        t.add_row(k, v)
+    for c in ("name", "package", "reads"):
+        t.add_column(c)
+    for e in READERS.entries():
+        try:
+            summary = READERS.get_component(e.name).summary
+        except RepbenchError as err:
+            summary = f"[red]broken plugin[/]: {err.message}"
+        t.add_row(e.name, e.source, summary if summary.startswith("[red]") else escape(summary))
     console.print(t)
 
 
@@ -142,10 +166,10 @@ def datasets_show(name: str, path: str | None, target_key: str | None) -> None:
     import numpy as np
     from rich.table import Table
 
-    from .datasets import DATASETS, load_dataset
+    from .datasets import READERS, load_dataset
     from .structures import SYMBOLS
 
-    if name not in DATASETS:
+    if name not in READERS:
         path, name = name, "file"
     s = load_dataset(name, path, target_key=target_key)
     n_at = s.n_atoms
@@ -169,6 +193,82 @@ def datasets_show(name: str, path: str | None, target_key: str | None) -> None:
         keys = s.meta.get("info_keys") or []
         console.print("no target read" + (f"; numeric keys in the file: {', '.join(keys)} (use --target-key)"
                                           if keys else ""))
+
+
+# --------------------------------------------------------------------------- registries
+def _param_text(params: dict, width: int = 70) -> str:
+    import json
+
+    text = json.dumps(params, default=str)[1:-1] if params else ""
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+@main.command("representations")
+@click.option("--format", "fmt", type=click.Choice(["table", "yaml"]), default="table", show_default=True,
+              help="yaml lists every parameter with its default.")
+def representations_cmd(fmt: str) -> None:
+    """The representations a config can name (built in and from installed plugins).
+
+    For each: its name (the key under `representation:`), whether it is local (one row per atom,
+    summed-atom-pair kernels) or global (one row per structure), the package it comes from and its
+    parameters with their defaults.  Add your own: docs/extending.md.
+    """
+    from rich.table import Table
+
+    from .representations import REPRESENTATIONS
+    from .rundir import dump_yaml
+
+    rows = []
+    for e in REPRESENTATIONS.entries():
+        try:
+            cls = REPRESENTATIONS.get_component(e.name)
+            rows.append({"name": e.name, "kind": cls.kind_label(), "package": e.source,
+                         "summary": cls.summary().replace("``", "`"), "parameters": cls.parameters()})
+        except RepbenchError as err:
+            rows.append({"name": e.name, "kind": "?", "package": e.source,
+                         "summary": f"broken plugin: {err.message}", "parameters": {}})
+    if fmt == "yaml":
+        click.echo(dump_yaml(rows), nl=False)
+        return
+    t = Table(title="representations (config: representation.<name>)")
+    for c in ("name", "kind", "package", "what", "parameters (defaults)"):
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(r["name"], r["kind"], r["package"], escape(r["summary"]), escape(_param_text(r["parameters"])))
+    console.print(t)
+
+
+@main.command("kernels")
+def kernels_cmd() -> None:
+    """The kernels a config can name (kernel.atom_kernel for local, kernel.kind for global)."""
+    from rich.table import Table
+
+    from .models.kernel import KERNELS
+
+    t = Table(title="kernels")
+    for c in ("name", "local", "global", "length scale", "package", "formula"):
+        t.add_column(c)
+    for e in KERNELS.entries():
+        k = KERNELS.get_component(e.name)
+        t.add_row(e.name, *("yes" if f else "no" for f in (k.local, k.global_, k.length_scale)), e.source,
+                  escape(k.summary))
+    console.print(t)
+
+
+@main.command("regressors")
+def regressors_cmd() -> None:
+    """The regressors a config can name (regressor: NAME; default krr)."""
+    from rich.table import Table
+
+    from .models.regressor import REGRESSORS
+
+    t = Table(title="regressors")
+    for c in ("name", "package", "std", "what"):
+        t.add_column(c)
+    for e in REGRESSORS.entries():
+        r = REGRESSORS.get_component(e.name)
+        t.add_row(e.name, e.source, "yes" if r.has_std else "no", escape(r.summary()))
+    console.print(t)
 
 
 # --------------------------------------------------------------------------- tune
@@ -210,7 +310,7 @@ def tune(run_dir: Path, trials, jobs, storage, timeout, trial_timeout, show, wor
     console.print(f"[green]tuned[/] {rd.path} in {time.perf_counter() - t0:.0f} s: best trial {best['trial']} "
                   f"loss {best['loss']:.5g} {best['loss_unit']} ({best['loss_kind']}); "
                   f"{best['trials']['complete']} complete of {best['trials']['total']}; "
-                  f"-> {rd.tune_dir / 'best.yaml'}")
+                  f"-> {rd.best_yaml}")
 
 
 def _print_leaderboard(study) -> None:
@@ -249,10 +349,10 @@ def curve(run_dir: Path, no_plot: bool) -> None:
     if not no_plot:
         from . import plots
 
-        files = plots.learning_curves([doc], rd.plots / "learning_curve")
+        files = plots.learning_curves([doc], rd.learning_curve_plot)
     last = doc["sizes"][-1]
     console.print(f"[green]curve[/] {rd.path}: MAE at {last['size']} = {last['mean_report']['mae']:.4g} ± "
-                  f"{last['std_report']['mae']:.2g} {doc['report_unit']} -> {rd.path / 'curve.yaml'}"
+                  f"{last['std_report']['mae']:.2g} {doc['report_unit']} -> {rd.curve_yaml}"
                   + (f", {files[0]}" if files else ""))
 
 
@@ -272,7 +372,7 @@ def time_cmd(run_dir: Path) -> None:
     last = doc["sizes"][-1]
     console.print(f"[green]timed[/] {rd.path}: representation {r['per_structure_s'] * 1e3:.3g} ms/structure; "
                   f"kernel {last['train_size']}x{last['train_size']} {last['kernel_train_train']['min_s']:.3g} s; "
-                  f"-> {rd.path / 'timings.yaml'}")
+                  f"-> {rd.timings_yaml}")
 
 
 # --------------------------------------------------------------------------- report, run
@@ -287,8 +387,10 @@ def report(run_dirs, fmt, metric, plot_dir) -> None:
     """Compare runs: error at each training size, time per structure, kernel time."""
     from . import report as rep
 
-    paths = list(run_dirs)
-    records = rep.collect(list(paths))
+    from .migrate import open_run
+
+    paths = [open_run(p).path for p in run_dirs]
+    records = rep.collect(paths)
     if fmt == "table":
         console.print(rep.rich_table(records, metric))
     else:
@@ -320,17 +422,19 @@ def run(config: Path, run_dir: Path | None, jobs: int) -> None:
     cfg = rd.config()
     console.rule(f"[bold]repbench run[/] {rd.path}")
     console.print(f"prepare: {what} ({time.perf_counter() - t0:.1f} s)")
+    if what == "updated":
+        console.print(_update_note(rd))
     if cfg.has_search_space:
         best = run_tune(rd, jobs=jobs, console=console)
         console.print(f"tune: best loss {best['loss']:.5g} {best['loss_unit']} (trial {best['trial']}) "
                       f"({time.perf_counter() - t0:.0f} s)")
     doc = run_curve(rd, console=console)
-    plots.learning_curves([doc], rd.plots / "learning_curve")
+    plots.learning_curves([doc], rd.learning_curve_plot)
     console.print(f"curve: done ({time.perf_counter() - t0:.0f} s)")
-    run_time(rd, console=console)
-    console.print(f"time: done ({time.perf_counter() - t0:.0f} s)")
+    timed = run_time(rd, console=console, only_missing=True)
+    console.print(f"time: {'done' if timed else 'up to date'} ({time.perf_counter() - t0:.0f} s)")
     records = rep.collect([rd.path])
     console.print(rep.rich_table(records))
     files = rep.plot(records, rd.plots)
-    console.print(f"[green]finished[/] in {time.perf_counter() - t0:.0f} s. Results: {rd.path / 'curve.yaml'}, "
-                  f"{rd.path / 'timings.yaml'}; plots: {rd.plots}/ ({', '.join(f.name for f in files)})")
+    console.print(f"[green]finished[/] in {time.perf_counter() - t0:.0f} s. Results: {rd.curve_yaml}, "
+                  f"{rd.timings_yaml}; plots: {rd.plots}/ ({', '.join(f.name for f in files)})")

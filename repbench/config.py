@@ -13,8 +13,6 @@ kernel and KRR parameters may be *search-space leaves* (``{loguniform: [lo, hi]}
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -22,18 +20,29 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
 from . import space
+from .canonical import canonical_hash, freeze, thaw
+from .baselines import BASELINE_KINDS
+from .errors import ConfigError
+from .models.kernel import kernel_names
 
-SECTIONS = ("name", "seed", "dataset", "splits", "representation", "kernel", "krr", "tune", "curve", "time")
+SECTIONS = ("name", "seed", "dataset", "splits", "representation", "kernel", "regressor", "krr", "tune",
+            "curve", "time")
 
-DATASET_NAMES = ("qm9", "qm9-raw", "nmd18", "ba10", "file")
 PER = ("structure", "atom", "cation")
-ATOM_KERNELS = ("gaussian", "laplacian", "polynomial")
-GLOBAL_KERNELS = ("gaussian", "laplacian")
-BASELINES = ("none", "mean", "dressed_atoms")
 LOSSES = ("rmse", "mae")
 DTYPES = ("float64", "float32")
+
+#: The execution context: keys that decide how (and how long) work is done, never what a stored result
+#: is.  Editing them in a finished run's config continues the run (cmlkit: "the config must fully
+#: determine the output; everything else goes in the context").
+EXECUTION_KEYS: dict[str, tuple[str, ...]] = {
+    "kernel": ("block_mb",),
+    "tune": ("trials", "timeout", "trial_timeout", "n_startup_trials"),
+    "time": ("repeats", "n_structures"),
+}
+#: Keys that decide ``data.h5`` (the structures and every split).
+DATA_SECTIONS = ("seed", "dataset", "splits")
 
 _MISSING = object()
 
@@ -70,6 +79,8 @@ class _Checker:
             return None
         if allow_leaf and space.is_leaf(v):
             space.check_leaf(v, self.key(k), self.file)
+            for end in space.leaf_ends(v):  # every value the search can reach must be valid
+                check_value(end, types, self.key(k), self.file, choices=choices, lo=lo, hi=hi, lo_open=lo_open)
             return v
         return check_value(v, types, self.key(k), self.file, choices=choices, lo=lo, hi=hi, lo_open=lo_open)
 
@@ -118,30 +129,6 @@ def check_value(v, types, key: str, file: str, *, choices=None, lo=None, hi=None
     return v
 
 
-def freeze(obj):
-    """Deep read-only view of nested dicts/lists (MappingProxyType / tuple)."""
-    if isinstance(obj, dict):
-        return MappingProxyType({k: freeze(v) for k, v in obj.items()})
-    if isinstance(obj, (list, tuple)):
-        return tuple(freeze(v) for v in obj)
-    return obj
-
-
-def thaw(obj):
-    """Plain dict/list copy of a frozen structure (for YAML output and hashing)."""
-    if isinstance(obj, (dict, MappingProxyType)):
-        return {k: thaw(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [thaw(v) for v in obj]
-    return obj
-
-
-def canonical_hash(obj, n: int = 16) -> str:
-    """SHA-256 of the canonical JSON of ``obj`` (sorted keys), first ``n`` hex chars."""
-    s = json.dumps(thaw(obj), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(s.encode()).hexdigest()[:n]
-
-
 # --------------------------------------------------------------------------- the config
 @dataclass(frozen=True)
 class Config:
@@ -154,6 +141,7 @@ class Config:
     splits: MappingProxyType
     representation: MappingProxyType
     kernel: MappingProxyType
+    regressor: MappingProxyType
     krr: MappingProxyType
     tune: MappingProxyType
     curve: MappingProxyType
@@ -172,6 +160,10 @@ class Config:
         return _is_local(thaw(self.representation))
 
     @property
+    def regressor_name(self) -> str:
+        return next(iter(self.regressor))
+
+    @property
     def has_search_space(self) -> bool:
         return bool(space.find_leaves({"representation": thaw(self.representation),
                                        "kernel": thaw(self.kernel),
@@ -181,17 +173,44 @@ class Config:
     def to_dict(self) -> dict:
         return {s: thaw(getattr(self, s)) for s in SECTIONS}
 
-    def data_hash(self) -> str:
-        """Hash of what determines ``data.h5``: dataset selection and splits and seed."""
-        return canonical_hash({"seed": self.seed, "dataset": self.dataset, "splits": self.splits})
+    def results_dict(self) -> dict:
+        """The config without ``name`` and without the execution context (:data:`EXECUTION_KEYS`)."""
+        from .representations import REPRESENTATIONS
 
-    def hash(self) -> str:
-        """Hash of everything that determines results (all sections but ``name`` and runtime options)."""
         d = self.to_dict()
         d.pop("name")
-        for sec in ("tune",):
-            d[sec] = {k: v for k, v in d[sec].items() if k not in ("timeout", "trial_timeout", "jobs")}
-        return canonical_hash(d)
+        for sec, keys in EXECUTION_KEYS.items():
+            d[sec] = {k: v for k, v in d[sec].items() if k not in keys}
+        (kind, params), = d["representation"].items()
+        d["representation"] = {kind: REPRESENTATIONS[kind].identity_params(params)}
+        return d
+
+    def data_hash(self) -> str:
+        """Scope of ``data.h5``: dataset selection, splits and seed."""
+        return canonical_hash({"seed": self.seed, "dataset": self.dataset, "splits": self.splits})
+
+    def study_hash(self) -> str:
+        """Scope of a tuning study: the data, the search space (representation, kernel, regressor) and
+        what decides a trial's loss (the KRR refinement settings, the tuning loss)."""
+        d = self.results_dict()
+        krr = {k: v for k, v in d["krr"].items() if k not in ("length_scale", "regularization", "refine")}
+        return canonical_hash({"data": self.data_hash(), "representation": d["representation"],
+                               "kernel": d["kernel"], "regressor": d["regressor"], "krr": krr,
+                               "loss": d["tune"]["loss"]})
+
+    def hash(self) -> str:
+        """Hash of everything that determines results: all sections but ``name`` and the execution context
+        (:data:`EXECUTION_KEYS`).  Stages check the narrower scopes (:meth:`data_hash`,
+        :meth:`study_hash`, the model hash of :mod:`repbench.models.resolve`)."""
+        return canonical_hash(self.results_dict())
+
+    def changed_keys(self, other: "Config", sections: tuple[str, ...] | None = None) -> list[str]:
+        """Key paths (``splits.test``) whose values differ between this config and ``other``."""
+        a, b = self.to_dict(), other.to_dict()
+        if sections is not None:
+            a = {k: a[k] for k in sections}
+            b = {k: b[k] for k in sections}
+        return _diff(a, b, "")
 
     def with_params(self, representation: dict | None = None, kernel: dict | None = None,
                     krr: dict | None = None) -> "Config":
@@ -204,6 +223,15 @@ class Config:
         if krr is not None:
             d["krr"] = krr
         return from_dict(d, self.file)
+
+
+def _diff(a, b, path: str) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in list(a) + [k for k in b if k not in a]:
+            out += _diff(a.get(k, _MISSING), b.get(k, _MISSING), f"{path}.{k}" if path else str(k))
+        return out
+    return [] if a == b else [path]
 
 
 def load(path: str | Path) -> Config:
@@ -245,30 +273,29 @@ def from_dict(data: dict, file: str = "<config>") -> Config:
     rep = _representation(top.get("representation", dict), file, ds)
     local = _is_local(rep)
     ker = _kernel(top.get("kernel", dict, {}), file, local)
+    reg = _regressor(top.get("regressor", (str, dict), "krr"), file)
     krr = _krr(top.get("krr", dict, {}), file, ds, ker)
     tune = _tune(top.get("tune", dict, {}), file)
     curve = _curve(top.get("curve", dict, {}), file)
     tim = _time(top.get("time", dict, {}), file)
     top.done()
     return Config(file=file, name=name, seed=seed, dataset=freeze(ds), splits=freeze(sp),
-                  representation=freeze(rep), kernel=freeze(ker), krr=freeze(krr), tune=freeze(tune),
+                  representation=freeze(rep), kernel=freeze(ker), regressor=freeze(reg), krr=freeze(krr),
+                  tune=freeze(tune),
                   curve=freeze(curve), time=freeze(tim))
 
 
 def _is_local(rep: dict) -> bool:
-    """Whether a representation spec gives one row per atom (SOAP with averaging is global)."""
-    from .representations import REPRESENTATIONS as REGISTRY
+    """Whether a representation spec gives one row per atom (the registered class decides)."""
+    from .representations import is_local
 
-    kind, params = next(iter(rep.items()))
-    if kind == "soap" and isinstance(params, dict) and params.get("average", "off") not in ("off", None):
-        return False
-    return bool(REGISTRY[kind].local)
+    return is_local(rep)
 
 
 def _dataset(data, file) -> dict:
     c = _Checker(data, "dataset", file)
     out = {
-        "name": c.get("name", str, choices=DATASET_NAMES),
+        "name": c.get("name", str, choices=_dataset_names()),
         "path": c.get("path", str, None, nullable=True),
         "target": c.get("target", str),
         "per": c.get("per", str, "structure", choices=PER),
@@ -279,7 +306,9 @@ def _dataset(data, file) -> dict:
         "format": c.get("format", str, None, nullable=True),
     }
     c.done()
-    if out["name"] != "qm9" and not out["path"]:
+    from .datasets import reader
+
+    if reader(out["name"]).needs_path and not out["path"]:
         c.fail("dataset.path", f"is required for dataset {out['name']!r}",
                hint="the file or folder the dataset is read from; see datasets/README.md")
     if out["name"] == "file" and out["target_key"] is None:
@@ -318,16 +347,24 @@ def _splits(data, file) -> dict:
     return out
 
 
+def _dataset_names() -> list[str]:
+    from .datasets import READERS
+
+    return READERS.names()
+
+
 def _representation(data, file, ds) -> dict:
-    if not isinstance(data, dict) or len(data) != 1:
-        from .representations import REPRESENTATIONS as REGISTRY
-        raise ConfigError("representation: must have exactly one key naming the representation", where=file,
-                          hint="allowed: " + ", ".join(sorted(REGISTRY)))
     from .representations import REPRESENTATIONS as REGISTRY
+    from .representations.base import validating_config
+
+    if not isinstance(data, dict) or len(data) != 1:
+        raise ConfigError("representation: must have exactly one key naming the representation", where=file,
+                          hint="allowed: " + ", ".join(REGISTRY.names()))
     kind, params = next(iter(data.items()))
     if kind not in REGISTRY:
         raise ConfigError(f"representation.{kind}: unknown representation", where=file,
-                          hint="allowed: " + ", ".join(sorted(REGISTRY)))
+                          hint="allowed: " + ", ".join(REGISTRY.names()))
+    cls = REGISTRY.get_component(kind, file=file)
     if params is None:
         params = {}
     if not isinstance(params, dict):
@@ -337,9 +374,11 @@ def _representation(data, file, ds) -> dict:
     for path, leaf in space.find_leaves(params, where):
         space.check_leaf(leaf, path, file)
     validated = None
+    folder = Path(file).parent if file not in ("<config>", "") else None
     for inst in space.extremes(params):
         try:
-            v = REGISTRY[kind].validate(copy.deepcopy(inst), where)
+            with validating_config(folder):
+                v = cls.validate(copy.deepcopy(inst), where)
         except ConfigError as e:
             msg = f"{e.where}: {e.message}" if e.where else e.message
             raise ConfigError(msg, where=file, hint=e.hint) from None
@@ -353,16 +392,37 @@ def _representation(data, file, ds) -> dict:
     return {kind: validated}
 
 
+def _regressor(data, file) -> dict:
+    """``regressor: krr`` or ``regressor: {name: {params}}`` -> ``{name: params}`` (default krr)."""
+    from .models.regressor import REGRESSORS
+
+    if isinstance(data, dict):
+        if len(data) != 1:
+            raise ConfigError("regressor: must name exactly one regressor", where=file,
+                              hint="allowed: " + ", ".join(REGRESSORS.names()))
+        name, params = next(iter(data.items()))
+    else:
+        name, params = data, None
+    if name not in REGRESSORS:
+        raise ConfigError(f"regressor: unknown regressor {name!r}", where=file,
+                          hint="allowed: " + ", ".join(REGRESSORS.names()))
+    cls = REGRESSORS.get_component(name, file=file)
+    try:
+        return {name: cls.validate(params, f"regressor.{name}")}
+    except ConfigError as e:
+        raise ConfigError(e.message, where=file, hint=e.hint) from None
+
+
 def _kernel(data, file, local: bool) -> dict:
     c = _Checker(data, "kernel", file)
     if local:
         out = {
-            "atom_kernel": c.get("atom_kernel", str, "gaussian", choices=ATOM_KERNELS, allow_leaf=True),
+            "atom_kernel": c.get("atom_kernel", str, "gaussian", choices=kernel_names(True), allow_leaf=True),
             "zeta": c.get("zeta", float, 2.0, lo=0.0, lo_open=True, allow_leaf=True),
             "normalize": c.get("normalize", bool, False, allow_leaf=True),
         }
     else:
-        out = {"kind": c.get("kind", str, "gaussian", choices=GLOBAL_KERNELS, allow_leaf=True)}
+        out = {"kind": c.get("kind", str, "gaussian", choices=kernel_names(False), allow_leaf=True)}
     out["dtype"] = c.get("dtype", str, "float64", choices=DTYPES)
     out["block_mb"] = c.get("block_mb", int, 256, lo=8, hi=65536)
     c.done()
@@ -373,7 +433,7 @@ def _krr(data, file, ds, ker) -> dict:
     c = _Checker(data, "krr", file)
     default_baseline = "dressed_atoms"
     out = {
-        "baseline": c.get("baseline", str, default_baseline, choices=BASELINES),
+        "baseline": c.get("baseline", str, default_baseline, choices=BASELINE_KINDS),
         "length_scale": c.get("length_scale", float, None, lo=0.0, lo_open=True, nullable=True),
         "regularization": c.get("regularization", float, None, lo=0.0, lo_open=True, nullable=True),
         "refine": c.get("refine", bool, True),

@@ -17,13 +17,12 @@ import numpy as np
 from . import config as cfgmod
 from .datasets import load_dataset
 from .errors import ConfigError, DataError, RunDirError
+from .migrate import open_run
 from .rundir import (FORMAT_VERSION, RunDir, check_disk, clean_stale_tmp, host_info, lock, nbytes_of,
                      tmp_prefix, versions, write_yaml)
 from .splits import make_splits, subset_indices
 from .structures import StructureSet
 from .targets import target_model
-
-RESULT_FILES = ("tune", "curve", "curve.yaml", "timings.yaml", "plots")
 
 
 def default_run_dir(cfg: cfgmod.Config) -> Path:
@@ -34,13 +33,13 @@ def load_structures(cfg: cfgmod.Config) -> StructureSet:
     """The run's structures: the dataset, reduced to ``dataset.subset`` structures if set."""
     ds = cfg.dataset
     if ds["path"] and not Path(ds["path"]).expanduser().exists():
-        from .datasets import HOW_TO_GET
+        from .datasets import how_to_get
 
         tried = str(Path(ds["path"]).expanduser().absolute())
         if not Path(ds["path"]).is_absolute() and Path(cfg.file).exists():
             tried += f" nor {(Path(cfg.file).parent / ds['path']).absolute()}"
         raise DataError(f"dataset.path: {ds['path']} not found (looked for {tried})", where=str(cfg.file),
-                        hint=HOW_TO_GET[ds["name"]])
+                        hint=how_to_get(ds["name"]))
     s = load_dataset(ds["name"], ds["path"], target_key=ds["target_key"], target_unit=ds["target_unit"],
                      target_extensive=ds["target_extensive"], format=ds["format"])
     if ds["subset"] is not None and ds["subset"] < len(s):
@@ -83,6 +82,7 @@ def run_meta(cfg: cfgmod.Config, s: StructureSet, splits) -> dict:
         "config_file": str(cfg.file),
         "config_hash": cfg.hash(),
         "data_hash": cfg.data_hash(),
+        "study_hash": cfg.study_hash(),
         "seed": cfg.seed,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "versions": versions(),
@@ -101,28 +101,44 @@ def run_meta(cfg: cfgmod.Config, s: StructureSet, splits) -> dict:
 
 def prepare(config_path: str | Path, run_dir: str | Path | None = None, force: bool = False,
             cfg: cfgmod.Config | None = None) -> tuple[RunDir, str]:
-    """Create (or verify) a run directory.  Returns (run dir, what happened: created|unchanged|replaced)."""
+    """Create (or verify, or update) a run directory.
+
+    Returns (run dir, what happened): ``created``; ``unchanged``; ``updated`` (the config changed outside the
+    data scope: run.yaml takes the new config, data.h5, studies, caches and finished results stay, and each
+    stage decides by its own scope what is still valid); ``replaced`` (``force``).  A change of the dataset,
+    the splits or the seed is refused without ``force``, naming the keys that changed.
+    """
     cfg = cfg or cfgmod.load(config_path)
-    rd = RunDir(Path(run_dir) if run_dir else default_run_dir(cfg))
+    rd = open_run(Path(run_dir) if run_dir else default_run_dir(cfg))  # upgraded if an older repbench wrote it
     if rd.path.exists() and not rd.run_yaml.exists() and any(rd.path.iterdir()):
         raise RunDirError("folder exists and is not a run directory (no run.yaml)", where=str(rd.path),
                           hint="choose another --run-dir or remove the folder")
     if rd.exists():
         meta = rd.read_meta()
-        if meta.get("config_hash") == cfg.hash() and rd.data_h5.exists():
-            return rd, "unchanged"
+        if meta.get("data_hash") == cfg.data_hash() and rd.data_h5.exists() and not force:
+            if meta.get("config") == cfg.to_dict():
+                return rd, "unchanged"
+            rd.update_config(cfg, rd.config().changed_keys(cfg))
+            return rd, "updated"
         if not force:
-            raise RunDirError("the run directory was prepared with a different config",
-                              where=str(rd.path),
-                              hint="use --force to replace it (results are removed, caches kept), "
-                                   "or --run-dir to prepare a new one")
+            changed = []
+            try:
+                changed = rd.config().changed_keys(cfg, cfgmod.DATA_SECTIONS)
+            except RunDirError:
+                pass
+            what = (", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")) if changed else \
+                "the dataset or splits"
+            raise RunDirError(f"the run directory was prepared for other data: {what} changed, so data.h5, "
+                              "the studies and every result would no longer match", where=str(rd.path),
+                              hint=f"undo the change of {changed[0] if changed else 'dataset/splits'}, use "
+                                   "--run-dir to prepare a new run directory, or --force to replace this "
+                                   "one: its results are removed, its caches kept")
     s, splits = build(cfg)            # may raise: nothing written yet
     meta = run_meta(cfg, s, splits)
     if rd.exists():
         with lock(rd.path, "prepare"):
             clean_stale_tmp(rd.path)
-            for name in RESULT_FILES:
-                p = rd.path / name
+            for p in rd.result_paths():
                 if p.is_dir():
                     shutil.rmtree(p)
                 elif p.exists():

@@ -10,8 +10,9 @@ import csv
 import io
 from pathlib import Path
 
+from .documents import read_curve, read_timings
 from .errors import RunDirError
-from .rundir import RunDir, dump_yaml, read_yaml
+from .rundir import RunDir, dump_yaml
 
 
 def collect(run_paths: list[Path]) -> list[dict]:
@@ -20,39 +21,11 @@ def collect(run_paths: list[Path]) -> list[dict]:
     for p in run_paths:
         rd = RunDir(p)
         rd.read_meta()
-        cp = rd.path / "curve.yaml"
-        if not cp.exists():
+        curve = read_curve(rd)
+        if curve is None:
             raise RunDirError("no curve.yaml yet", where=str(rd.path), hint="run `repbench curve` on it first")
-        curve = read_yaml(cp)
-        if not _valid_curve(curve):
-            raise RunDirError("curve.yaml is damaged (keys or learning-curve sizes missing)", where=str(cp),
-                              hint="delete it and re-run `repbench curve` (finished points are kept)")
-        tp = rd.path / "timings.yaml"
-        timings = read_yaml(tp) if tp.exists() else None
-        if timings is not None and not _valid_timings(timings):
-            raise RunDirError("timings.yaml is damaged (keys missing)", where=str(tp),
-                              hint="delete it and re-run `repbench time`")
-        out.append({"path": str(rd.path), "curve": curve, "timings": timings})
+        out.append({"path": str(rd.path), "curve": curve, "timings": read_timings(rd)})
     return out
-
-
-def _valid_curve(c) -> bool:
-    """curve.yaml has what the report reads (a damaged or foreign file is an error, not a traceback)."""
-    keys = {"run", "dataset", "target", "per", "representation", "report_unit"}
-    return (isinstance(c, dict) and keys <= set(c)
-            and isinstance(c.get("sizes"), list) and bool(c["sizes"])
-            and all(isinstance(x, dict) and {"size", "mean_report", "std_report"} <= set(x)
-                    and isinstance(x["mean_report"], dict) and isinstance(x["std_report"], dict)
-                    for x in c["sizes"]))
-
-
-def _valid_timings(t) -> bool:
-    return (isinstance(t, dict) and isinstance(t.get("representation_timing"), dict)
-            and "per_structure_s" in t["representation_timing"]
-            and isinstance(t.get("sizes"), list) and bool(t["sizes"])
-            and all(isinstance(x, dict)
-                    and {"train_size", "test_size", "kernel_train_train", "kernel_test_train"} <= set(x)
-                    for x in t["sizes"]))
 
 
 def rows(records: list[dict], metric: str = "mae") -> tuple[list[str], list[dict]]:

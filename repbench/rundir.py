@@ -11,7 +11,7 @@ Layout::
       curve/<size>-<draw>.yaml   finished learning-curve points (resume unit)
       curve.yaml  timings.yaml  plots/*.png|svg
 
-Why one HDF5 file per cache entry (DESIGN.md suggested one ``representations.h5`` with groups): HDF5
+Why one HDF5 file per cache entry rather than one shared ``representations.h5`` with a group each: HDF5
 files are not crash-safe under in-place modification, so a kill while appending one entry could corrupt
 every finished entry of a shared file.  A per-entry file is written to a temporary name and renamed, so
 an entry is either complete or absent; datasets carry HDF5's Fletcher-32 checksum, so a damaged entry is
@@ -42,7 +42,9 @@ from . import __version__
 from .errors import RunDirError, ResourceError
 from .structures import StructureSet, TargetInfo
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: older run.yaml format versions that the commands upgrade in place (:mod:`repbench.migrate`)
+UPGRADABLE = (1,)
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -340,6 +342,49 @@ class RunDir:
     def plots(self) -> Path:
         return self.path / "plots"
 
+    @property
+    def learning_curve_plot(self) -> Path:
+        """Stem of the run's own learning-curve figure (``.png`` and ``.svg`` are added)."""
+        return self.plots / "learning_curve"
+
+    @property
+    def study_db(self) -> Path:
+        return self.tune_dir / "study.db"
+
+    @property
+    def best_yaml(self) -> Path:
+        return self.tune_dir / "best.yaml"
+
+    @property
+    def trials_csv(self) -> Path:
+        return self.tune_dir / "trials.csv"
+
+    @property
+    def curve_yaml(self) -> Path:
+        return self.path / "curve.yaml"
+
+    @property
+    def timings_yaml(self) -> Path:
+        return self.path / "timings.yaml"
+
+    def point_path(self, size: int, draw: int) -> Path:
+        """The finished learning-curve point (size, draw)."""
+        return self.curve_dir / f"{int(size)}-{int(draw)}.yaml"
+
+    @property
+    def representation_cache(self) -> Path:
+        return self.cache / "representations"
+
+    @property
+    def kernel_cache(self) -> Path:
+        return self.cache / "kernels"
+
+    #: results of a run (removed by ``prepare --force``; caches are kept)
+    RESULT_NAMES = ("tune", "curve", "curve.yaml", "timings.yaml", "plots")
+
+    def result_paths(self) -> list[Path]:
+        return [self.path / n for n in self.RESULT_NAMES]
+
     def exists(self) -> bool:
         return self.run_yaml.exists()
 
@@ -356,6 +401,11 @@ class RunDir:
             raise RunDirError("run.yaml is damaged (no config section)", where=str(self.run_yaml),
                               hint="re-create the run with `repbench prepare CONFIG --force`")
         fv = meta.get("format_version")
+        if fv in UPGRADABLE:
+            raise RunDirError(f"run.yaml has format version {fv} (an older repbench); it is upgraded in place "
+                              "by the repbench commands", where=str(self.run_yaml),
+                              hint="run a repbench command on it, e.g. `repbench report RUN`, or call "
+                                   "repbench.migrate.open_run(path) from Python")
         if fv != FORMAT_VERSION:
             raise RunDirError(f"run.yaml has format version {fv!r}; this repbench ({__version__}) reads "
                               f"version {FORMAT_VERSION}", where=str(self.run_yaml),
@@ -374,6 +424,32 @@ class RunDir:
         except ConfigError as e:
             raise RunDirError(f"the config stored in run.yaml is invalid: {e.message}",
                               where=str(self.run_yaml), hint="re-create the run with `repbench prepare`") from None
+
+    def study_name(self, cfg) -> str:
+        """The optuna study of ``cfg``'s search space: as recorded in run.yaml (``studies``), else
+        ``<name>-<study hash[:8]>``."""
+        sh = cfg.study_hash()
+        studies = self.read_meta().get("studies") or {}
+        return str(studies.get(sh) or f"{cfg.name}-{sh[:8]}")
+
+    def update_config(self, cfg, changed: list[str]) -> None:
+        """Replace the config in run.yaml by ``cfg`` (same data scope; under the run-yaml lock) and record
+        which keys changed in ``config_history``."""
+        with lock(self.path, "run-yaml", wait=True):
+            meta = self.read_meta()
+            meta["config"] = cfg.to_dict()
+            meta["config_file"] = str(cfg.file)
+            meta["config_hash"] = cfg.hash()
+            meta["study_hash"] = cfg.study_hash()
+            hist = meta.get("config_history") if isinstance(meta.get("config_history"), list) else []
+            meta["config_history"] = (hist + [{"time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                               "changed": list(changed)}])[-50:]
+            write_yaml(self.run_yaml, meta)
+
+    def last_config_change(self) -> list[str]:
+        """Key paths changed by the last config update (``config_history``), or []."""
+        hist = self.read_meta().get("config_history")
+        return list(hist[-1].get("changed", [])) if isinstance(hist, list) and hist else []
 
     def update_status(self, stage: str, status: str, **extra) -> None:
         """Record a stage's status in run.yaml (atomic rewrite, under the run-yaml lock)."""

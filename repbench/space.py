@@ -139,6 +139,11 @@ def extremes(obj: Any) -> Iterator[Any]:
             yield substitute(obj, {**base, p: v})
 
 
+def leaf_ends(leaf: dict) -> list:
+    """The values at the ends of a leaf's range (every option of a discrete leaf)."""
+    return _ends(leaf)
+
+
 def _ends(leaf: dict) -> list:
     kind, args = next(iter(leaf.items()))
     if kind in ("uniform", "loguniform"):

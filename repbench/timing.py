@@ -14,16 +14,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import kernels as K
-from . import krr
-from .config import thaw
-from .representations import compute, make_representation
-from .rundir import RunDir, clean_stale_tmp, host_info, lock, versions, write_yaml
+from .documents import timings_current, write_timings
 from .errors import ConfigError
+from .models.kernel import kernel_matrices
+from .models.resolve import resolve_model
+from .representations import compute, make_representation
+from .rundir import RunDir, clean_stale_tmp, host_info, lock, versions
 from .workspace import (Workspace, check_memory, estimate_features_bytes, estimate_kernel_bytes,
                         take_features)
-
-TIMINGS_FORMAT = 1
 
 
 def _measure(fn: Callable[[], object], repeats: int) -> dict:
@@ -55,19 +53,22 @@ def blas_info() -> dict:
     return info
 
 
-def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
-    """Measure and write timings.yaml."""
-    from .curve import resolved_model
+def run_time(run: RunDir, *, progress: bool = True, console=None, only_missing: bool = False) -> dict | None:
+    """Measure and write timings.yaml.
 
+    only_missing: do nothing (return None) when timings.yaml already holds this model's timings at these
+    sizes (``repbench run`` re-run after an edit of an execution setting such as ``time.repeats``).
+    """
     with lock(run.path, "time"):
         cfg = run.config()
         clean_stale_tmp(run.path)  # temporary files of killed writers
         ws = Workspace(run, cfg, progress=False)
-        model = resolved_model(run, cfg)
-        rep_spec, ker = model["representation"], model["kernel"]
-        poly = ker.get("atom_kernel") == "polynomial"
-        ls = 1.0 if poly else float(model["length_scale"] or 1.0)
-        reg = float(model["regularization"] or 1e-6)
+        model = resolve_model(run, cfg)
+        mhash = model.hash(cfg)
+        rep_spec, ker = model.representation, model.kernel
+        poly = not model.has_length_scale
+        ls = 1.0 if poly else float(model.length_scale or 1.0)
+        reg = float(model.regularization or 1e-6)
         repeats = cfg.time["repeats"]
         sizes = list(cfg.time["sizes"] or [max(ws.splits.train)])
         pool, test = ws.splits.pool, ws.splits.test
@@ -76,6 +77,8 @@ def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
             raise ConfigError(f"time.sizes: every size exceeds the {len(pool)} structures outside the "
                               "test set",
                               where=cfg.file, hint=f"use sizes up to {len(pool)}")
+        if only_missing and timings_current(run, mhash, sizes):
+            return None
         big = max(sizes)
         check_memory(estimate_kernel_bytes(big, big, 1) + estimate_kernel_bytes(len(test), big, 1),
                      f"timing the {big} x {big} and {len(test)} x {big} kernels",
@@ -85,7 +88,8 @@ def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
         rng = np.random.default_rng(cfg.seed)
         idx_rep = np.sort(rng.choice(pool, size=n_rep, replace=False))
         n_atoms_rep = int(ws.structures.n_atoms[idx_rep].sum())
-        check_memory(estimate_features_bytes(n_atoms_rep if rep.local else n_rep, int(rep.dim)),
+        dim = ws.feature_dim(rep, idx_rep)
+        check_memory(estimate_features_bytes(n_atoms_rep if rep.local else n_rep, dim),
                      f"timing the {rep.kind} representation of {n_rep} structures", where=str(run.path),
                      hint="use a smaller time.n_structures")
 
@@ -98,11 +102,10 @@ def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
             prog.advance(task)
             rep_doc = {"structures": n_rep, "atoms": n_atoms_rep, **t_rep,
                        "per_structure_s": t_rep["min_s"] / n_rep, "per_atom_s": t_rep["min_s"] / n_atoms_rep,
-                       "dim": int(rep.dim)}
+                       "dim": dim}
             biggest = np.sort(rng.choice(pool, size=max(sizes), replace=False))
             universe = np.unique(np.concatenate([biggest, test]))
             feats = ws.features(rep_spec, universe)
-            dtype = np.float32 if ker.get("dtype") == "float32" else np.float64
             kern_rows = []
             for s in sizes:
                 tr = biggest[:s]
@@ -110,10 +113,10 @@ def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
                 ft = take_features(feats, np.searchsorted(universe, test))
 
                 def k_tt():
-                    return _kernel(fa, None, ker, ls, dtype)
+                    return kernel_matrices(fa, None, ker, [ls], block_mb=ws.block_mb)[0]
 
                 def k_te():
-                    return _kernel(ft, fa, ker, ls, dtype)
+                    return kernel_matrices(ft, fa, ker, [ls], block_mb=ws.block_mb)[0]
 
                 tt = _measure(k_tt, repeats)
                 prog.advance(task)
@@ -121,39 +124,28 @@ def run_time(run: RunDir, *, progress: bool = True, console=None) -> dict:
                 prog.advance(task)
                 Ktt, Kte = k_tt(), k_te()
                 y = ws.y[tr]
-                fit = _measure(lambda: krr.fit(Ktt, y, reg), repeats)
+                fit = _measure(lambda: model.make_regressor(reg).fit(Ktt, y), repeats)
                 prog.advance(task)
-                alpha = krr.fit(Ktt, y, reg)
-                pred = _measure(lambda: krr.predict(Kte, alpha), repeats)
+                fitted = model.make_regressor(reg).fit(Ktt, y)
+                pred = _measure(lambda: fitted.predict(Kte), repeats)
                 prog.advance(task)
                 kern_rows.append({"train_size": int(s), "test_size": int(len(test)),
                                   "kernel_train_train": tt, "kernel_test_train": te,
                                   "krr_fit": fit, "krr_predict": pred})
         doc = {
-            "format": TIMINGS_FORMAT,
             "run": cfg.name,
             "config_hash": cfg.hash(),
+            "model_hash": mhash,
             "representation": rep.kind,
-            "model": {"source": model["source"], "representation": rep_spec, "kernel": thaw(ker),
-                      "length_scale": None if poly else ls, "regularization": reg},
+            "model": {"source": model.source, "representation": rep_spec, "kernel": ker,
+                      "regressor": model.regressor, "length_scale": None if poly else ls,
+                      "regularization": reg},
             "representation_timing": rep_doc,
             "sizes": kern_rows,
             "hardware": {**host_info(), **blas_info()},
             "versions": versions(),
             "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        write_yaml(run.path / "timings.yaml", doc, header="# timings written by `repbench time`; seconds; "
-                   "format documented in docs/formats.md")
+        write_timings(run, doc)
         run.update_status("time", "done")
         return doc
-
-
-def _kernel(fa, fb, ker, ls, dtype):
-    block = int(ker.get("block_mb", 256)) * 2**20
-    if fa.offsets is not None:
-        return K.local_kernel(fa.values, fa.offsets, None if fb is None else fb.values,
-                              None if fb is None else fb.offsets, atom_kernel=ker["atom_kernel"],
-                              length_scales=[ls], zeta=ker.get("zeta", 2.0),
-                              normalize=bool(ker.get("normalize", False)), dtype=dtype, block_bytes=block)[0]
-    return K.global_kernel(fa.values, None if fb is None else fb.values, kind=ker["kind"], length_scales=[ls],
-                           dtype=dtype, block_bytes=block)[0]

@@ -35,8 +35,11 @@ import numpy as np
 
 from . import space
 from .config import Config, thaw
+from .documents import Best, write_best
 from .errors import ConfigError, RepbenchError, RunDirError
-from .rundir import RunDir, clean_stale_tmp, lock, write_text, write_yaml
+from .models.resolve import trial_model
+from .rundir import RunDir, clean_stale_tmp, lock, write_text
+from .workspace import Workspace
 
 log = logging.getLogger("repbench")
 
@@ -67,11 +70,7 @@ def _alarm(seconds: float | None):
 
 
 def default_storage(run: RunDir) -> str:
-    return f"sqlite:///{(run.tune_dir / 'study.db').resolve()}"
-
-
-def study_name(cfg: Config) -> str:
-    return f"{cfg.name}-{cfg.hash()[:8]}"
+    return f"sqlite:///{run.study_db.resolve()}"
 
 
 def _storage(url: str):
@@ -139,9 +138,9 @@ def open_study(run: RunDir, cfg: Config, storage: str | None = None):
     # processes of this run directory create a new storage and study one after the other
     with lock(run.path, "tune-study", wait=True):
         st = _storage(url)
-        study = optuna.create_study(study_name=study_name(cfg), storage=st, sampler=sampler,
+        study = optuna.create_study(study_name=run.study_name(cfg), storage=st, sampler=sampler,
                                     direction="minimize", load_if_exists=True)
-        study.set_user_attr("config_hash", cfg.hash())
+        study.set_user_attr("study_hash", cfg.study_hash())
         study.set_user_attr("loss", cfg.tune["loss"])
     return study
 
@@ -168,18 +167,16 @@ def _counted(study) -> tuple[int, int, int]:
 
 def objective_values(ws, cfg: Config, params: dict) -> dict:
     """Evaluate one concrete (representation, kernel) on the tuning folds; returns the trial's record."""
-    from .representations import make_representation
-
-    rep_spec = params["representation"]
-    kernel = params["kernel"]
-    make_representation(rep_spec, ws.structures.elements, ws.structures.periodic)  # validates
+    model = trial_model(cfg, params)
+    ws.rep_hash(model.representation)  # builds (validates) the representation for this dataset
     folds = ws.splits.tune_folds
     tune_set = ws.splits.tune_set
     krr_cfg = dict(thaw(cfg.krr))
     krr_cfg["loss"] = cfg.tune["loss"]
-    bank = ws.bank(rep_spec, kernel, tune_set)
-    res = ws.refine(bank, tune_set, folds, krr_cfg, kernel)
-    return {"loss": float(res.loss), "length_scale": res.ls, "regularization": res.reg}
+    bank = ws.model_bank(model, tune_set)
+    res = ws.refine(model, bank, tune_set, folds, krr_cfg)
+    return {"loss": float(res.loss), "length_scale": res.ls, "regularization": res.reg,
+            "at_bound": list(res.at_bound)}
 
 
 def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: float | None = None,
@@ -188,8 +185,6 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
     import optuna
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
-
-    from .workspace import Workspace
 
     _quiet_optuna()
     cfg = run.config()
@@ -247,6 +242,7 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
             continue
         trial.set_user_attr("length_scale", rec["length_scale"])
         trial.set_user_attr("regularization", rec["regularization"])
+        trial.set_user_attr("at_bound", rec["at_bound"])
         trial.set_user_attr("duration_s", time.perf_counter() - t0)
         trial.set_user_attr("concrete", params)
         study.tell(trial, rec["loss"])
@@ -263,8 +259,6 @@ def run_tune(run: RunDir, n_trials: int | None = None, *, jobs: int = 1, storage
                                "{int: [2, 8]}, or go straight to `repbench curve`")
     n_trials = n_trials or cfg.tune["trials"]
     timeout = timeout if timeout is not None else cfg.tune["timeout"]
-    from .workspace import Workspace
-
     ws = Workspace(run, cfg, progress=False)  # a damaged data.h5 is reported before the study is created
     clean_stale_tmp(run.path)  # temporary files of killed writers
     if storage is None:
@@ -294,6 +288,10 @@ def _fail_orphans(study) -> None:
 
 def _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout, show_progress, console,
                ws=None):
+    if n_trials <= cfg.tune["n_startup_trials"]:
+        log.warning("tune: %d trials but tune.n_startup_trials is %d, so every trial is sampled at random and "
+                    "TPE never runs; raise tune.trials or lower tune.n_startup_trials in the config",
+                    n_trials, cfg.tune["n_startup_trials"])
     if jobs <= 1:
         if show_progress:
             import threading
@@ -403,55 +401,27 @@ def write_outputs(run: RunDir, cfg: Config, study) -> dict:
     for r in rows:
         w.writerow(r)
     run.tune_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run.tune_dir / "trials.csv", buf.getvalue())
+    write_text(run.trials_csv, buf.getvalue())
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if not complete:
         raise RepbenchError("no trial completed, so there is no best configuration", where=str(run.path),
                             hint="see the errors in tune/trials.csv")
     best = min(complete, key=lambda t: (t.value, t.number))
     concrete = best.user_attrs["concrete"]
-    from .targets import target_model
-
-    doc = {
-        "config_hash": cfg.hash(),
-        "study": study.study_name,
-        "trial": best.number,
-        "loss": float(best.value),
-        "loss_kind": cfg.tune["loss"],
-        "loss_unit": target_unit(run, cfg),
-        "trials": {"complete": len(complete), "total": len(rows)},
-        "representation": concrete["representation"],
-        "kernel": concrete["kernel"],
-        "krr": {"length_scale": best.user_attrs.get("length_scale"),
-                "regularization": best.user_attrs.get("regularization")},
-    }
-    write_yaml(run.tune_dir / "best.yaml", doc, header="# best configuration found by `repbench tune`; "
-               "`repbench curve` uses it")
-    return doc
+    doc = Best(study_hash=cfg.study_hash(), study=study.study_name, trial=best.number, loss=float(best.value),
+               loss_kind=cfg.tune["loss"], loss_unit=target_unit(cfg),
+               trials={"complete": len(complete), "total": len(rows)},
+               representation=concrete["representation"], kernel=concrete["kernel"],
+               krr={"length_scale": best.user_attrs.get("length_scale"),
+                    "regularization": best.user_attrs.get("regularization")})
+    write_best(run, doc)
+    return doc.to_dict()
 
 
-def target_unit(run: RunDir, cfg: Config) -> str:
+def target_unit(cfg: Config) -> str:
+    """The unit of the tuning loss (the modelled unit)."""
     ds = cfg.dataset
     return "eV" if ds["per"] == "structure" else f"eV/{ds['per']}"
-
-
-def read_best(run: RunDir, cfg: Config) -> dict | None:
-    """tune/best.yaml if it belongs to this config, else None."""
-    from .rundir import read_yaml
-
-    p = run.tune_dir / "best.yaml"
-    if not p.exists():
-        return None
-    doc = read_yaml(p)
-    if not isinstance(doc, dict) or doc.get("config_hash") != cfg.hash():
-        raise RunDirError("tune/best.yaml belongs to another config", where=str(p),
-                          hint="re-run `repbench tune` or delete the file")
-    if not (isinstance(doc.get("representation"), dict) and len(doc["representation"]) == 1
-            and isinstance(doc.get("kernel"), dict) and isinstance(doc.get("krr"), dict)
-            and {"length_scale", "regularization"} <= set(doc["krr"])):
-        raise RunDirError("tune/best.yaml is damaged or incomplete (representation, kernel or krr missing)",
-                          where=str(p), hint="re-run `repbench tune` (it rewrites the file from the study)")
-    return doc
 
 
 def leaderboard(study, top: int = 15) -> list[dict]:

@@ -1,9 +1,9 @@
-"""A run directory opened for computing: cached features, kernel banks, KRR refinement and evaluation.
+"""A run directory opened for computing: cached features, kernel banks, refinement and evaluation.
 
-This is the thin glue between the pure numerics (:mod:`repbench.representations`, :mod:`repbench.kernels`,
-:mod:`repbench.krr`, :mod:`repbench.baselines`) and the run directory's caches.  ``tune``, ``curve`` and
-``time`` all go through it, so every representation and kernel is computed once and then served from
-``cache/``.
+This is the thin glue between the model layer (:mod:`repbench.models`: which kernel, which regressor) with
+the numerics below it and the run directory's caches.  ``tune``, ``curve`` and ``time`` all go through it,
+so every representation and kernel is computed once and then served from ``cache/``.  Execution settings
+(``kernel.block_mb``, progress bars) come from the run's current config and never enter a cache key.
 """
 
 from __future__ import annotations
@@ -14,18 +14,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels as K
-from . import krr
-from .baselines import Baseline
 from .cache import ArrayCache, STATS, index_id
 from .config import Config, canonical_hash, thaw
 from .errors import ResourceError, RunDirError
+from .models.kernel import NO_LENGTH_SCALE, has_length_scale, kernel_matrices
+from .models.model import Model
 from .representations import Features, compute, make_representation
+from .representations.base import wrap_into_cell
 from .rundir import RunDir
 from .targets import error_metrics, target_model
 
 log = logging.getLogger("repbench")
 
-POLY_LS = 1.0  # placeholder length scale for the polynomial atom kernel (it has none)
+POLY_LS = NO_LENGTH_SCALE  # placeholder length scale for kernels without one (polynomial)
 
 
 def take_features(f: Features, positions: np.ndarray) -> Features:
@@ -115,13 +116,20 @@ class Workspace:
         self.y = self.target.modelled(raw)
         self.counts = self.structures.element_counts() / self.target.divisor[:, None]
         self.data_hash = self.structures.content_hash()
-        self.rep_cache = ArrayCache(run.cache / "representations", "representations")
-        self.kernel_cache = ArrayCache(run.cache / "kernels", "kernels")
+        self.rep_cache = ArrayCache(run.representation_cache, "representations")
+        self.kernel_cache = ArrayCache(run.kernel_cache, "kernels")
+        self.block_mb = int(self.cfg.kernel.get("block_mb", 256))  # execution setting
 
     # ------------------------------------------------------------------ representations
     def rep_hash(self, rep_spec: dict) -> str:
         rep = make_representation(rep_spec, self.structures.elements, self.structures.periodic)
         return canonical_hash({"data": self.data_hash, "kind": rep.kind, "params": rep.params_canonical()})
+
+    def feature_dim(self, rep, index: np.ndarray) -> int:
+        """Features per row of ``rep``; a representation that learns its width by computing (a user's
+        Python function) computes the first structure of ``index`` for it."""
+        first = wrap_into_cell(self.structures.to_ase(np.asarray(index[:1], dtype=np.int64))) if len(index) else []
+        return int(rep.fit_dim(first))
 
     def features(self, rep_spec: dict, index: np.ndarray) -> Features:
         """Representation of structures ``index`` (cached by data, parameters and index set)."""
@@ -130,14 +138,15 @@ class Workspace:
         spec = {"data": self.data_hash, "kind": rep.kind, "params": rep.params_canonical(),
                 "index": index_id(index), "n": int(len(index))}
         n_rows = int(self.structures.n_atoms[index].sum()) if rep.local else len(index)
-        shapes = {"values": (n_rows, int(rep.dim))}
+        dim = self.feature_dim(rep, index)
+        shapes = {"values": (n_rows, dim)}
         if rep.local:
             shapes["offsets"] = (len(index) + 1,)
         hit = self.rep_cache.get(spec, shapes)
         if hit is not None:
             return Features(values=hit["values"], offsets=hit.get("offsets"))
-        check_memory(estimate_features_bytes(n_rows, int(rep.dim)),
-                     f"the {rep.kind} representation of {len(index)} structures ({n_rows} rows x {rep.dim})",
+        check_memory(estimate_features_bytes(n_rows, dim),
+                     f"the {rep.kind} representation of {len(index)} structures ({n_rows} rows x {dim})",
                      hint="use fewer structures, or smaller representation parameters",
                      where=str(self.run.path))
         f = compute(rep, self.structures, index, progress=self.progress)
@@ -153,31 +162,32 @@ class Workspace:
              features: Features | None = None, features_index: np.ndarray | None = None) -> "KernelBank":
         return KernelBank(self, rep_spec, kernel, rows, cols, features, features_index)
 
-    # ------------------------------------------------------------------ KRR
-    def refine(self, bank: "KernelBank", pool: np.ndarray, folds, krr_cfg: dict, kernel: dict,
+    # ------------------------------------------------------------------ models
+    def model_bank(self, model: Model, rows: np.ndarray, cols: np.ndarray | None = None,
+                   features: Features | None = None, features_index: np.ndarray | None = None) -> "KernelBank":
+        """A kernel bank of ``model``'s representation and kernel."""
+        return KernelBank(self, model.representation, model.kernel, rows, cols, features, features_index)
+
+    def refine(self, model: Model, bank: "KernelBank", pool: np.ndarray, folds, krr_cfg: dict,
                ls_start: float | None = None):
-        """KRR hyper-parameter grid search on ``folds`` (dataset indices) within ``pool`` = bank rows."""
+        """The regressor's hyper-parameter refinement (KRR: grid search of length scale and
+        regularisation) on ``folds`` (dataset indices) within ``pool`` = bank rows."""
         pos_folds = [(positions_in(pool, a), positions_in(pool, b)) for a, b in folds]
-        poly = kernel.get("atom_kernel") == "polynomial"
-        if ls_start is None and not poly:
+        no_ls = not model.has_length_scale
+        if ls_start is None and not no_ls:
             ls_start = bank.median_length_scale()
-
-        def kernels(ls_list):
-            return bank.get(ls_list)
-
-        return krr.grid_search(
-            kernels, self.y[pool], pos_folds, ls_start=None if poly else ls_start,
+        return model.regressor_class.refine(
+            bank.get, self.y[pool], pos_folds, ls_start=None if no_ls else ls_start,
             reg_start=2.0 ** krr_cfg["reg_start"], ls_bounds=tuple(krr_cfg["ls_bounds"]),
-            reg_bounds=tuple(krr_cfg["reg_bounds"]), loss=krr_cfg["loss"], polynomial=poly,
-            baseline=krr_cfg["baseline"], counts=self.counts[pool],
+            reg_bounds=tuple(krr_cfg["reg_bounds"]), loss=krr_cfg["loss"], polynomial=no_ls,
+            baseline=model.baseline, counts=self.counts[pool],
         )
 
-    def fit_predict(self, K_train: np.ndarray, K_test_train: np.ndarray, train: np.ndarray,
-                    test: np.ndarray, reg: float, baseline: str) -> np.ndarray:
-        """Fit KRR (+ baseline) on ``train`` and predict ``test`` (modelled units)."""
-        b = Baseline.make(baseline).fit(self.counts[train], self.y[train])
-        alpha = krr.fit(K_train, self.y[train] - b.predict(self.counts[train]), reg)
-        return krr.predict(K_test_train, alpha) + b.predict(self.counts[test])
+    def fit_predict(self, model: Model, K_train: np.ndarray, K_test_train: np.ndarray, train: np.ndarray,
+                    test: np.ndarray, reg: float) -> np.ndarray:
+        """Fit ``model`` (baseline + regressor) on ``train`` and predict ``test`` (modelled units)."""
+        return model.fit_predict(K_train, K_test_train, self.y[train], self.counts[train], self.counts[test],
+                                 reg)
 
     def metrics(self, test: np.ndarray, pred: np.ndarray) -> tuple[dict, dict]:
         m = error_metrics(self.y[test], pred)
@@ -204,7 +214,7 @@ class KernelBank:
         self._feat_index = features_index
         self.memory: dict[float, np.ndarray] = {}
         self.rep_hash = ws.rep_hash(rep_spec)
-        self.poly = self.kernel.get("atom_kernel") == "polynomial"
+        self.poly = not has_length_scale(self.kernel)
 
     def _features_for(self, idx: np.ndarray) -> Features:
         if self._feat is None:
@@ -248,18 +258,7 @@ class KernelBank:
         fa = self._features_for(self.rows)
         fb = None if self.cols is None else self._features_for(self.cols)
         STATS["kernels.computed"] += len(ls_list)
-        dtype = np.float32 if self.kernel.get("dtype") == "float32" else np.float64
-        block = int(self.kernel.get("block_mb", 256)) * 2**20
-        if fa.offsets is not None:
-            mats = K.local_kernel(fa.values, fa.offsets, None if fb is None else fb.values,
-                                  None if fb is None else fb.offsets, atom_kernel=self.kernel["atom_kernel"],
-                                  length_scales=ls_list, zeta=self.kernel.get("zeta", 2.0),
-                                  normalize=bool(self.kernel.get("normalize", False)), dtype=dtype,
-                                  block_bytes=block)
-        else:
-            mats = K.global_kernel(fa.values, None if fb is None else fb.values, kind=self.kernel["kind"],
-                                   length_scales=ls_list, dtype=dtype, block_bytes=block)
-        return [np.ascontiguousarray(m, dtype=np.float64) for m in mats]
+        return kernel_matrices(fa, fb, self.kernel, ls_list, block_mb=self.ws.block_mb)
 
     def view(self, positions: np.ndarray) -> "BankView":
         """The sub-kernels rows[positions] x rows[positions] of a symmetric bank (no recomputation)."""

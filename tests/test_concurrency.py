@@ -131,7 +131,7 @@ def _study(run: Path):
     from repbench import tuning
 
     rd = RunDir(run)
-    return optuna.load_study(study_name=tuning.study_name(rd.config()), storage=tuning.default_storage(rd))
+    return optuna.load_study(study_name=rd.study_name(rd.config()), storage=tuning.default_storage(rd))
 
 
 def _check_shared_study(run: Path, n: int) -> set[str]:

@@ -258,7 +258,7 @@ def test_kill_time(work, reference):
     KILLS["time"] = kills
     assert kills >= 4
     doc = yaml.safe_load((run / "timings.yaml").read_text())
-    assert doc["format"] == 1
+    assert doc["format"] == 2
     assert doc["config_hash"] == yaml.safe_load((run / "run.yaml").read_text())["config_hash"]
     r = doc["representation_timing"]
     assert r["structures"] == 40 and 0 < r["min_s"] <= r["median_s"] and r["dim"] > 0
@@ -294,7 +294,7 @@ def test_kill_tune(work):
             if not (run / "tune" / "study.db").exists():
                 return []
             try:
-                st = optuna.load_study(study_name=tuning.study_name(rd.config()),
+                st = optuna.load_study(study_name=rd.study_name(rd.config()),
                                        storage=tuning.default_storage(rd))
             except KeyError:  # killed before the study was created
                 return []
@@ -330,7 +330,7 @@ def test_kill_tune(work):
         assert complete <= {t.number for t in ts if t.state.name == "COMPLETE"}
         assert not [t for t in ts if t.state.name == "RUNNING"]
         best = yaml.safe_load((run / "tune" / "best.yaml").read_text())
-        assert best["config_hash"] == rd.config().hash() and best["trials"]["total"] == len(ts)
+        assert best["study_hash"] == rd.config().study_hash() and best["trials"]["total"] == len(ts)
         assert len((run / "tune" / "trials.csv").read_text().splitlines()) == len(ts) + 1
         assert not tmp_files(run), tmp_files(run)
     KILLS["tune"] = kills

@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from repbench import krr
-from repbench.baselines import BASELINE_KINDS, Baseline
+from repbench.baselines import BASELINE_KINDS, Baseline, fit_baseline
 from repbench.krr import EigenSolver, GridResult, KRRError, fit, grid_search, predict
 
 
@@ -355,20 +355,96 @@ def test_dressed_atoms_collinear_columns_min_norm():
     np.testing.assert_allclose(b.coef, expected, rtol=1e-10)
 
 
-def test_baselines_fitted_only_on_given_rows():
+def _poisoned(a, rows, value):
+    out = np.array(a, dtype=np.float64, copy=True)
+    out[rows] = value
+    return out
+
+
+@pytest.mark.parametrize("kind", BASELINE_KINDS)
+@pytest.mark.parametrize("poison", [np.nan, 1e9, -np.inf])
+def test_fit_baseline_reads_only_the_training_rows(kind, poison):
+    """fit_baseline gets the FULL arrays and an index; the other rows hold garbage and change nothing."""
     rng = np.random.default_rng(8)
-    counts = rng.integers(0, 5, size=(30, 3)).astype(float)
-    y = counts @ np.array([1.0, 2.0, 3.0]) + rng.normal(size=30)
-    train = np.arange(20)
-    for kind in BASELINE_KINDS:
-        y_poison = y.copy()
-        y_poison[20:] = 1e9  # rows outside the training set must not matter
-        a = Baseline.make(kind).fit(counts[train], y[train])
-        b = Baseline.make(kind).fit(counts[train], y_poison[train])
-        np.testing.assert_array_equal(a.predict(counts), b.predict(counts))
-    assert Baseline.make("mean").fit(counts[train], y[train]).predict(counts[:3]) == pytest.approx(
-        [y[train].mean()] * 3)
+    n = 40
+    counts = rng.integers(0, 5, size=(n, 3)).astype(float)
+    y = counts @ np.array([1.0, 2.0, 3.0]) + rng.normal(size=n)
+    train = rng.permutation(n)[:25]          # scattered and unordered: not a prefix of the rows
+    others = np.setdiff1d(np.arange(n), train)
+    ref = Baseline.make(kind).fit(counts[train], y[train], elements=[1, 6, 8])
+    for c, t in ((_poisoned(counts, others, poison), _poisoned(y, others, poison)),   # both
+                 (counts, _poisoned(y, others, poison)),                                # targets only
+                 (_poisoned(counts, others, poison), y)):                              # counts only
+        got = fit_baseline(kind, c, t, train, elements=[1, 6, 8])
+        assert got.to_dict() == ref.to_dict()   # identical fitted coefficients / mean
+        np.testing.assert_array_equal(got.predict(counts), ref.predict(counts))
+    if kind != "none":
+        # the check has teeth: the clean rows outside the index would change the fit
+        assert Baseline.make(kind).fit(counts, y).to_dict() != ref.to_dict()
+    # the order of the index does not matter (up to rounding), a list works too
+    np.testing.assert_allclose(fit_baseline(kind, counts, y, list(train[::-1])).predict(counts),
+                               ref.predict(counts), rtol=1e-12, atol=1e-12)
+
+
+def test_fit_baseline_index_errors():
+    counts, y = np.eye(3), np.arange(3.0)
+    with pytest.raises(ValueError, match="integer indices"):
+        fit_baseline("mean", counts, y, np.array([True, False, True]))
+    with pytest.raises(ValueError, match="outside"):
+        fit_baseline("mean", counts, y, [0, 3])
+    with pytest.raises(ValueError, match="outside"):
+        fit_baseline("mean", counts, y, [-1])
+    with pytest.raises(ValueError, match="same rows"):
+        fit_baseline("mean", counts, y[:2], [0])
+    with pytest.raises(ValueError, match="zero structures"):
+        fit_baseline("mean", counts, y, np.array([], dtype=np.int64))
+    with pytest.raises(ValueError, match="finite"):           # a NaN inside the training rows is an error
+        fit_baseline("mean", counts, _poisoned(y, [1], np.nan), [0, 1])
+    assert Baseline.make("mean").fit(counts[:2], y[:2]).predict(counts[:3]) == pytest.approx([0.5] * 3)
     np.testing.assert_array_equal(Baseline.make("none").fit(counts, y).predict(counts), 0.0)
+
+
+def test_grid_search_fold_baselines_see_training_rows_only(problem):
+    """Per-fold baselines: rows outside the folds may be NaN, validation targets do not enter the fit.
+
+    Validation targets follow another linear model than the training targets, so a baseline fitted on the
+    training and validation rows of a fold (or on the whole pool) gives other predictions; the loss table
+    must equal a brute-force computation whose baselines see each fold's training rows only.
+    """
+    X, y = problem
+    n_pool = 100
+    rng = np.random.default_rng(9)
+    counts = rng.integers(0, 5, size=(n_pool, 3)).astype(float)
+    used = rng.permutation(n_pool)[:70]
+    folds = [(used[:50], used[50:]), (used[20:], used[:20])]
+    unused = np.setdiff1d(np.arange(n_pool), used)
+    yy = y[:n_pool] + counts @ np.array([10.0, -3.0, 7.0])
+    yy[used[50:]] += counts[used[50:]] @ np.array([4.0, 9.0, -6.0])   # validation rows of fold 0
+    y_pool, cnt_pool = _poisoned(yy, unused, np.nan), _poisoned(counts, unused, np.nan)
+    ls, regs = 2.0, 2.0 ** np.arange(-10, -1)
+
+    def kernels(scales):
+        return {s: _gauss(X[:n_pool], X[:n_pool], s) for s in scales}
+
+    res = grid_search(kernels, y_pool, folds, ls_start=ls, reg_start=regs[0], ls_bounds=(1, 1),
+                      reg_bounds=(-10, -2), baseline="dressed_atoms", counts=cnt_pool)
+    K = _gauss(X[:n_pool], X[:n_pool], ls)
+    expected = {}
+    for reg in regs:
+        errs = []
+        for tr, va in folds:
+            b = Baseline.make("dressed_atoms").fit(counts[tr], yy[tr])
+            p = predict(K[np.ix_(va, tr)], fit(K[np.ix_(tr, tr)], yy[tr] - b.predict(counts[tr]), reg))
+            errs.append(p + b.predict(counts[va]) - yy[va])
+        expected[float(reg)] = float(np.sqrt(np.mean(np.concatenate(errs) ** 2)))
+    assert len(res.table) == len(regs)
+    for row in res.table:
+        assert row["loss"] == pytest.approx(expected[row["reg"]], rel=1e-7)
+    # the check has teeth: a fold-0 baseline that also saw its validation rows predicts differently
+    tr0, va0 = folds[0]
+    leaky = Baseline.make("dressed_atoms").fit(counts[np.concatenate([tr0, va0])], yy[np.concatenate([tr0, va0])])
+    honest = Baseline.make("dressed_atoms").fit(counts[tr0], yy[tr0])
+    assert np.abs(leaky.predict(counts[va0]) - honest.predict(counts[va0])).max() > 1.0
 
 
 def test_baseline_errors():

@@ -15,7 +15,8 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 from repbench.errors import ConfigError, DataError
-from repbench.representations import (Features, compute, make_representation, radial_parameters,
+from repbench.representations import (REPRESENTATIONS, Features, Representation, compute,
+                                      make_representation, radial_parameters, representation_class,
                                       validate_spec)
 from repbench.structures import StructureSet, TargetInfo
 
@@ -320,7 +321,8 @@ BAD = [
     ({"soap": {"compression": "mu3"}}, "representation.soap.compression.mode", "mu2"),
     ({"soap": {"average": "mean"}}, "representation.soap.average", "inner"),
     ({"sf": {"k": [2, 3]}}, "representation.sf.angular", "eta"),
-    ({"sf": {"k": [2, 3], "angular": {"eta": [0.1]}}}, "representation.sf.angular.zeta", ""),
+    ({"sf": {"k": [2, 3], "angular": {"eta": [0.1]}}}, "representation.sf.angular.zeta",
+     "angular functions need 'zeta' (a list of numbers, e.g. [1, 2, 4])"),
     ({"sf": {"angular": SF_ANGULAR}}, "representation.sf.angular", "k: [2, 3]"),
     ({"sf": {"k": [3]}}, "representation.sf.k", "[2, 3]"),
     ({"sf": {"k": [2, 4]}}, "representation.sf.k[1]", "[2, 3]"),
@@ -338,7 +340,9 @@ BAD = [
     ({"mbtr": {"k": [1]}}, "representation.mbtr.k[0]", "[2, 3]"),
     ({"mbtr": {"k2": {"geometry": "cosine"}}}, "representation.mbtr.k2.geometry",
      "inverse_distance, distance"),
-    ({"mbtr": {"k2": {"grid": {"min": 1, "max": 0}}}}, "representation.mbtr.k2.grid.min", ""),
+    # no hint to give: the message says all (asserted whole, see test_validation_errors)
+    ({"mbtr": {"k2": {"grid": {"min": 1, "max": 0}}}}, "representation.mbtr.k2.grid.min",
+     "representation.mbtr.k2.grid.min: min (1.0) must be smaller than max (0.0)"),
     ({"mbtr": {"k2": {"grid": {"n": 0}}}}, "representation.mbtr.k2.grid.n", ">= 1"),
     ({"mbtr": {"k2": {"weighting": {"function": "smooth_cutoff", "r_cut": 5}}}},
      "representation.mbtr.k2.weighting.function", "inverse_square"),
@@ -346,20 +350,74 @@ BAD = [
      "representation.mbtr.k2.weighting", "exactly one"),
     ({"mbtr": {"k2": {"normalization": "max"}}}, "representation.mbtr.k2.normalization", "l2"),
     ({"mbtr": {"k2": {"normalize_gaussians": "yes"}}}, "representation.mbtr.k2.normalize_gaussians", "true"),
-    ({"soap": {}, "sf": {}}, "representation", "soap, sf, mbtr"),
-    ({"coulomb_matrix": {}}, "representation.coulomb_matrix", "soap, sf, mbtr"),
-    ({"soap": [1, 2]}, "representation.soap", ""),
+    ({"soap": {}, "sf": {}}, "representation", "expected exactly one representation"),
+    ({"coulomb_matrix": {}}, "representation.coulomb_matrix", "unknown representation 'coulomb_matrix'"),
+    ({"soap": [1, 2]}, "representation.soap", "expected a mapping, got list [1, 2] (allowed keys: r_cut, "),
 ]
 
 
 @pytest.mark.parametrize("spec,where,hint", BAD, ids=[b[1] + "-" + str(i) for i, b in enumerate(BAD)])
 def test_validation_errors(spec, where, hint):
+    assert hint, "every case names what the message must say"
     with pytest.raises(ConfigError) as info:
         make_representation(spec, [1, 6, 8], periodic=False)
     err = info.value
     assert err.where == where, str(err)
     assert str(err).startswith(where + ": ")
     assert hint in str(err)
+    if not err.hint:  # no hint: the message alone must say what is wrong, so it is asserted whole
+        assert str(err) == hint
+
+
+# ---------------------------------------------------------------------------------------------- registry
+def test_registry_has_the_paper_representations():
+    assert {"soap", "sf", "mbtr"} <= set(REPRESENTATIONS)
+
+
+@pytest.mark.parametrize("name", REPRESENTATIONS.names())
+def test_every_registered_representation_loads(name):
+    """Round trip through the registry: every name gives a Representation subclass of that kind, with a
+    summary and defaults that validate to themselves (a plugin added later is checked the same way)."""
+    cls = REPRESENTATIONS[name]
+    assert isinstance(cls, type) and issubclass(cls, Representation)
+    assert representation_class(name) is cls
+    assert cls.kind == name
+    assert cls.summary().strip()
+    assert isinstance(cls.parameters(), dict) and cls.parameters()
+    try:
+        defaults = validate_spec({name: None})[name]
+    except ConfigError as e:  # required parameters (e.g. `python: {function: ...}`): a clear error
+        assert e.where.startswith(f"representation.{name}"), str(e)
+        return
+    # no required parameters: the defaults are what the listing shows, and validate to themselves
+    assert cls.parameters() == defaults
+    assert validate_spec({name: defaults})[name] == defaults
+
+
+@pytest.mark.parametrize("spec,where", [
+    ({"coulomb_matrix": {}}, "representation.coulomb_matrix"),
+    ({"soap": {}, "sf": {}}, "representation"),
+    ({}, "representation"),
+])
+def test_unknown_or_ambiguous_representation_lists_the_registry(spec, where):
+    with pytest.raises(ConfigError) as info:
+        make_representation(spec, [1, 6, 8], periodic=False)
+    assert info.value.where == where
+    assert info.value.hint == "allowed: " + ", ".join(REPRESENTATIONS.names())
+
+
+def test_registered_plugin_is_listed_and_unregistered():
+    """A name added to the registry shows up in the error listing (no other list of names exists)."""
+    from repbench.representations.sf import SFRepresentation
+
+    REPRESENTATIONS.register("sf_copy_for_test", SFRepresentation, source="tests")
+    try:
+        with pytest.raises(ConfigError) as info:
+            make_representation({"nope": {}}, [1], periodic=False)
+        assert "sf_copy_for_test" in info.value.hint.split("allowed: ")[1].split(", ")
+    finally:
+        REPRESENTATIONS.unregister("sf_copy_for_test")
+    assert "sf_copy_for_test" not in REPRESENTATIONS
 
 
 def test_errors_that_need_the_dataset():

@@ -36,7 +36,7 @@ def _prepare(tmp_path, cfg=TUNE, name="run"):
 
 
 def _trials(rd):
-    st = optuna.load_study(study_name=tuning.study_name(rd.config()), storage=tuning.default_storage(rd))
+    st = optuna.load_study(study_name=rd.study_name(rd.config()), storage=tuning.default_storage(rd))
     return st.get_trials(deepcopy=False)
 
 
@@ -51,7 +51,7 @@ def test_tune_writes_best_and_trials_and_is_seeded(tmp_path):
     pb = [t.params for t in _trials(b)]
     assert len(pa) == 6 and pa == pb
     best = yaml.safe_load((a.tune_dir / "best.yaml").read_text())
-    assert best["config_hash"] == a.config().hash()
+    assert best["study_hash"] == a.config().study_hash()
     rows = (a.tune_dir / "trials.csv").read_text().splitlines()
     assert len(rows) == 7 and "param.representation.soap.n_max" in rows[0]
     # the leaderboard prints

@@ -42,7 +42,7 @@ def test_two_workers_share_one_study(tmp_path):
     outs = [pr.communicate(timeout=600) for pr in procs]
     for pr, (o, e) in zip(procs, outs):
         assert pr.returncode == 0, e
-    study = optuna.load_study(study_name=tuning.study_name(rd.config()), storage=URL)
+    study = optuna.load_study(study_name=rd.study_name(rd.config()), storage=URL)
     trials = study.get_trials(deepcopy=False)
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))                      # no duplicates

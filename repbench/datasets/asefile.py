@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..structures import StructureSet, TargetInfo
-from . import ENERGY_UNITS, require_path
+from . import ENERGY_UNITS, DatasetReader, require_path
 from .xyz import check_layout
 
 
@@ -132,3 +132,10 @@ def _ids(atoms_list: list) -> np.ndarray:
         if all(v is not None for v in vals) and len(set(map(str, vals))) == len(vals):
             return np.array([str(v) for v in vals])
     return np.arange(len(atoms_list)).astype(str)
+
+
+READER = DatasetReader(
+    load=lambda path, **o: load_ase_file(path, **o),
+    options=("target_key", "target_unit", "target_extensive", "format"),
+    summary="any extended-XYZ or ASE-readable file; target from atoms.info[target_key]",
+    how_to_get="give an existing extended-XYZ (or other ASE-readable) file")

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..structures import StructureSet, TargetInfo, atomic_number
-from . import read_text, require_path
+from . import DatasetReader, read_text, require_path
 from .xyz import parse_comment, parse_float, properties_columns
 
 _TE_KEYS = ("total_energy_eV", "total_energy", "te")
@@ -176,3 +176,10 @@ def load_ba10(path: str | os.PathLike) -> StructureSet:
                         cells=np.array([r[2] for r in recs]),
                         pbc=np.ones((len(recs), 3), dtype=bool), ids=[r[0] for r in recs], targets=targets,
                         target_info=info, source=str(p), meta=meta)
+
+
+READER = DatasetReader(
+    load=lambda path: load_ba10(path),
+    summary="BA10-18 binary alloys (15,950 fcc/bcc/hcp cells): extended XYZ or original layout",
+    how_to_get=("download ba10-18.xyz from https://qmml.org/datasets.html (Nyshadham et al. 2019) and give "
+                "the file"))

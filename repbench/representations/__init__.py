@@ -1,4 +1,4 @@
-"""Representations of structures: SOAP and SF (local, one row per atom) and MBTR (global).
+"""Representations of structures, by name from the :data:`REPRESENTATIONS` registry.
 
 Typical use::
 
@@ -12,35 +12,59 @@ Typical use::
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..registry import Registry
 from .base import Features, Representation, available_cpus, compute, default_workers, normalize_species
-from .mbtr import MBTRRepresentation
-from .sf import SFRepresentation, angular_parameters, radial_parameters
-from .soap import SOAPRepresentation
+from .sf import angular_parameters, radial_parameters
 
-#: kind -> class
-REPRESENTATIONS: dict[str, type[Representation]] = {
-    "soap": SOAPRepresentation,
-    "sf": SFRepresentation,
-    "mbtr": MBTRRepresentation,
-}
+
+def _check_plugin(name: str, obj) -> None:
+    if not (isinstance(obj, type) and issubclass(obj, Representation)):
+        raise ConfigError(f"the representation plugin {name!r} is not a subclass of "
+                          "repbench.representations.Representation",
+                          hint="see docs/extending.md (Add your representation)")
+
+
+#: name (the key under ``representation:`` in a config) -> :class:`Representation` subclass.
+#: Built-ins: one line each here, one module each in this folder; plugins: entry-point group
+#: ``repbench.representations`` (see :mod:`repbench.registry` and docs/extending.md).
+REPRESENTATIONS: Registry = Registry("representation", {
+    "soap": "repbench.representations.soap:SOAPRepresentation",
+    "sf": "repbench.representations.sf:SFRepresentation",
+    "mbtr": "repbench.representations.mbtr:MBTRRepresentation",
+    "lmbtr": "repbench.representations.lmbtr:LMBTRRepresentation",
+    "python": "repbench.representations.python_function:PythonRepresentation",
+    "dscribe": "repbench.representations.dscribe_any:DscribeRepresentation",
+}, check=_check_plugin)
+
+
+def representation_class(kind: str, where: str = "representation") -> type[Representation]:
+    """The registered class for ``kind`` (a clear :class:`ConfigError` naming ``where`` if unknown)."""
+    if kind not in REPRESENTATIONS:
+        raise ConfigError(f"unknown representation {kind!r}", where=f"{where}.{kind}",
+                          hint="allowed: " + ", ".join(REPRESENTATIONS.names()))
+    return REPRESENTATIONS.get_component(kind, file=f"{where}.{kind}")
 
 
 def _split_spec(spec, where: str) -> tuple[str, dict | None]:
-    kinds = ", ".join(REPRESENTATIONS)
+    kinds = ", ".join(REPRESENTATIONS.names())
     if not isinstance(spec, dict) or len(spec) != 1:
         raise ConfigError("expected exactly one representation, e.g. {soap: {r_cut: 5.0}}", where=where,
                           hint=f"allowed: {kinds}")
     (kind, params), = spec.items()
-    if kind not in REPRESENTATIONS:
-        raise ConfigError(f"unknown representation {kind!r}", where=f"{where}.{kind}",
-                          hint=f"allowed: {kinds}")
+    representation_class(kind, where)
     return kind, params
+
+
+def is_local(spec: dict) -> bool:
+    """Whether ``{kind: params}`` gives one row per atom (asks the registered class)."""
+    kind, params = _split_spec(spec, "representation")
+    return REPRESENTATIONS[kind].local_for(params)
 
 
 def validate_spec(spec: dict, where: str = "representation") -> dict:
     """``{kind: params}`` with the params validated and defaults filled (no species needed)."""
     kind, params = _split_spec(spec, where)
-    return {kind: REPRESENTATIONS[kind].validate(params, f"{where}.{kind}")}
+    return {kind: representation_class(kind, where).validate(params, f"{where}.{kind}")}
 
 
 def make_representation(spec: dict, species, periodic: bool, where: str = "representation") -> Representation:
@@ -50,11 +74,11 @@ def make_representation(spec: dict, species, periodic: bool, where: str = "repre
     only fail for the dataset (e.g. MBTR without a cutting-off weighting for periodic systems).
     """
     kind, params = _split_spec(spec, where)
-    cls = REPRESENTATIONS[kind]
+    cls = representation_class(kind, where)
     valid = cls.validate(params, f"{where}.{kind}")
     return cls(valid, normalize_species(species), periodic, where=f"{where}.{kind}")
 
 
-__all__ = ["Features", "Representation", "REPRESENTATIONS", "SOAPRepresentation", "SFRepresentation",
-           "MBTRRepresentation", "make_representation", "validate_spec", "compute", "radial_parameters",
+__all__ = ["Features", "Representation", "REPRESENTATIONS", "representation_class", "is_local",
+           "make_representation", "validate_spec", "compute", "radial_parameters",
            "angular_parameters", "available_cpus", "default_workers"]

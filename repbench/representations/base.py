@@ -8,11 +8,15 @@ row per structure.  Either way the result is a :class:`Features`.
 in a pool of forked worker processes that write their rows straight into a preallocated output array in
 shared memory (an anonymous ``MAP_SHARED`` mapping, so nothing large is pickled back and ``/dev/shm`` limits
 do not apply), and shows a progress bar.  Every structure is computed by itself, so the result does not
-depend on the number of workers or on the chunking: it is bit-identical for 1 and for N workers.
+depend on the number of workers or on the chunking: it is bit-identical for 1 and for N workers.  Atoms of
+periodic structures that lie outside their cell are moved in by whole lattice vectors first
+(:func:`wrap_into_cell`), so that features do not depend on which periodic image of an atom a file gives.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
 import math
 import mmap
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, RepbenchError
 from ..structures import SYMBOLS, StructureSet, atomic_number
 
 
@@ -66,6 +70,27 @@ class Features:
 
 
 # ---------------------------------------------------------------------------------------------- validation
+#: Folder of the config file being validated (None outside config validation).  Representations that name
+#: files (``representation.python.function: my_module:f`` with ``my_module.py`` next to the config) resolve
+#: relative names against it; see :func:`config_dir`.
+_CONFIG_DIR: contextvars.ContextVar = contextvars.ContextVar("repbench_config_dir", default=None)
+
+
+def config_dir():
+    """The folder of the config file being validated, or None (then: the current directory)."""
+    return _CONFIG_DIR.get()
+
+
+@contextlib.contextmanager
+def validating_config(folder):
+    """Within this block :func:`config_dir` returns ``folder`` (the config validator sets it)."""
+    token = _CONFIG_DIR.set(folder)
+    try:
+        yield
+    finally:
+        _CONFIG_DIR.reset(token)
+
+
 def _typename(value) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -180,6 +205,32 @@ def dscribe_error(exc: Exception, where: str, hint: str = "") -> ConfigError:
     return ConfigError(f"rejected by dscribe: {msg}", where=where, hint=hint)
 
 
+def check_json(value, where: str):
+    """``value`` if it is plain YAML/JSON data (None, bool, int, float, str, lists and string-keyed
+    mappings of these), else a :class:`ConfigError` naming ``where`` (the key path).
+
+    For free-form parameters (a user function's keyword arguments, a dscribe constructor's keywords) that
+    end up in run.yaml and in cache keys.  Tuples become lists.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [check_json(x, f"{where}[{i}]") for i, x in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"keys must be strings, got {k!r}", where=where)
+            out[k] = check_json(v, _join(where, k))
+        return out
+    raise ConfigError(f"expected plain data (number, string, boolean, list or mapping), got "
+                      f"{_typename(value)} {value!r}", where=where)
+
+
 # ---------------------------------------------------------------------------------------------- interface
 class Representation(ABC):
     """A representation with validated parameters for a fixed list of species.
@@ -190,6 +241,59 @@ class Representation(ABC):
 
     kind: str = ""
     local: bool = True
+
+    @classmethod
+    def local_for(cls, params: dict | None) -> bool:
+        """Whether this representation with (validated or raw) ``params`` gives one row per atom.
+
+        The config uses it to pick the kernel family before anything is built; override it when a
+        parameter switches between local and global (SOAP's ``average``).
+        """
+        return bool(cls.local)
+
+    @classmethod
+    def parameters(cls) -> dict:
+        """The parameters with their defaults, for listings (``repbench representations``) and docs.
+
+        Default: ``validate(None)``; representations with required parameters override it.
+        """
+        try:
+            return cls.validate(None, f"representation.{cls.kind}")
+        except ConfigError:
+            return {}
+
+    @classmethod
+    def kind_label(cls) -> str:
+        """"local", "global", or how the parameters decide it (for listings)."""
+        try:
+            return "local" if cls.local_for(cls.parameters()) else "global"
+        except Exception:  # noqa: BLE001 - a listing must not fail on one representation
+            return "local" if cls.local else "global"
+
+    @classmethod
+    def identity_params(cls, params: dict) -> dict:
+        """The parameters as far as they decide results (config hashes use this); default: all of them.
+
+        Override to leave out keys that only say where something is (a file path), not what it is.
+        """
+        return params
+
+    @classmethod
+    def summary(cls) -> str:
+        """One line saying what the representation is (the first line of the class docstring)."""
+        return ((cls.__doc__ or "").strip().splitlines() or [""])[0]
+
+    @classmethod
+    def example_params(cls, periodic: bool) -> dict | None:
+        """Small, fast parameters for molecules (``periodic=False``) or crystals (``periodic=True``), or
+        None when the representation does not apply to that kind of system.
+
+        ``tests/test_contract.py`` runs every registered representation with them (invariance to rotation,
+        translation, atom order and lattice shifts; determinism; shapes); a representation that returns
+        None for both makes that test fail.  The parameters must be invariant ones (e.g. a sorted or
+        eigenspectrum Coulomb matrix, not the unsorted one).
+        """
+        return None
 
     def __init__(self, params: dict, species: list[int], periodic: bool, *, where: str | None = None):
         self.where = where or f"representation.{self.kind}"  # key path for errors found when building
@@ -228,7 +332,18 @@ class Representation(ABC):
     @property
     @abstractmethod
     def dim(self) -> int:
-        """Number of features per row."""
+        """Number of features per row (see :meth:`fit_dim` for representations that only know it after
+        computing a structure)."""
+
+    def fit_dim(self, atoms_list: list) -> int:
+        """Make :attr:`dim` known and return it; ``atoms_list`` holds the first structure(s) to compute.
+
+        :func:`compute` calls it in this process before it allocates the output and before it forks, so
+        the workers inherit the known width.  Call it before reading :attr:`dim` of a representation
+        whose width depends on what it computes (a user's Python function); for all others it just
+        returns :attr:`dim` (the default).  With an empty list and an unknown width it returns 0.
+        """
+        return int(self.dim)
 
     @abstractmethod
     def compute_atoms(self, atoms_list: list) -> np.ndarray:
@@ -285,6 +400,37 @@ def _shared_array(shape: tuple, dtype) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
 
 
+#: Fractional tolerance of :func:`wrap_into_cell`.
+WRAP_EPS = 1e-9
+
+
+def wrap_into_cell(atoms_list: list) -> list:
+    """Move atoms of periodic structures that lie outside their cell back in by whole lattice vectors
+    (in place; returns ``atoms_list``).
+
+    dscribe (2.1) assumes positions inside the cell when it builds the periodic images: an atom given one
+    or more lattice vectors away (as in unwrapped MD trajectories) gets wrong neighbours, so SOAP, ACSF, MBTR
+    and LMBTR changed by up to 20% (kernel, relative) when one atom was moved by a lattice vector
+    (``tests/test_contract.py``).  Only atoms with a fractional coordinate outside [-eps, 1 - eps) along a
+    periodic direction move, by ``-floor(fractional + eps)`` cell vectors (``eps`` = :data:`WRAP_EPS`, as in
+    ase's ``Atoms.wrap``: an atom on a face of the cell goes to the face at 0 whichever side of it rounding
+    put it); all other positions stay bit for bit.
+    """
+    for atoms in atoms_list:
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        if not pbc.any():
+            continue
+        pos = atoms.positions
+        frac = atoms.cell.scaled_positions(pos)
+        shift = np.where(pbc[None, :], np.floor(frac + WRAP_EPS), 0.0)
+        moved = np.any(shift != 0, axis=1)
+        if moved.any():
+            new = pos.copy()
+            new[moved] -= shift[moved] @ np.asarray(atoms.cell)
+            atoms.positions = new
+    return atoms_list
+
+
 def _run_chunk(task: tuple[int, int]) -> tuple[int, int]:
     """Compute chunk ``c`` of job ``token`` and write its rows; returns (chunk, n_structures)."""
     token, c = task
@@ -294,9 +440,15 @@ def _run_chunk(task: tuple[int, int]) -> tuple[int, int]:
     idx = job["index"]
     a, b = job["chunks"][c]
     r0, r1 = job["row_offsets"][a], job["row_offsets"][b]
-    atoms = structures.to_ase(idx[a:b])
+    atoms = wrap_into_cell(structures.to_ase(idx[a:b]))
     try:
         rep.compute_into(atoms, job["out"][r0:r1])
+    except RepbenchError as exc:
+        # an error the user can fix (e.g. a user function returning NaN): keep it one clear error
+        ids = structures.ids[idx[a:b]]
+        first, last = str(ids[0]), str(ids[-1])
+        where = f" (structures {first!r}..{last!r})" if len(ids) > 1 else f" (structure {first!r})"
+        raise type(exc)(exc.message + where, where=exc.where, hint=exc.hint) from None
     except Exception as exc:
         ids = structures.ids[idx[a:b]]
         raise RuntimeError(f"{rep.kind}: computing structures {ids[0]!r}..{ids[-1]!r} failed: "
@@ -377,7 +529,10 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
     counts = structures.n_atoms[idx] if n else np.zeros(0, np.int64)
     atom_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     row_offsets = atom_offsets if rep.local else np.arange(n + 1, dtype=np.int64)
-    shape = (int(row_offsets[-1]), rep.dim)
+    # in this process, before allocating and forking: the width of representations that learn it by
+    # computing the first structure (a user's Python function)
+    dim = rep.fit_dim(wrap_into_cell(structures.to_ase(idx[:1])) if n else [])
+    shape = (int(row_offsets[-1]), int(dim))
 
     auto = n_workers is None
     n_workers = default_workers(n) if auto else max(1, int(n_workers))

@@ -108,6 +108,10 @@ class MBTRRepresentation(Representation):
     kind = "mbtr"
     local = False
 
+    @classmethod
+    def example_params(cls, periodic: bool) -> dict | None:
+        return {"k": [2, 3], "k2": {"grid": {"n": 20}}, "k3": {"grid": {"n": 20}}}
+
     def __init__(self, params: dict, species: list[int], periodic: bool, *, where: str | None = None):
         super().__init__(params, species, periodic, where=where)
         self._terms = [self._make(params[f"k{k}"], self.species, self.periodic, f"{self.where}.k{k}")

@@ -62,6 +62,11 @@ class SFRepresentation(Representation):
     kind = "sf"
     local = True
 
+    @classmethod
+    def example_params(cls, periodic: bool) -> dict | None:
+        return {"k": [2, 3], "radial": {"scheme": "rad_shifted", "n": 4, "cutoff": 4.0},
+                "angular": {"eta": [0.01], "zeta": [1.0, 2.0], "lambda": [-1, 1]}}
+
     def __init__(self, params: dict, species: list[int], periodic: bool, *, where: str | None = None):
         super().__init__(params, species, periodic, where=where)
         self._acsf = self._make(params, self.species, self.periodic, self.where)

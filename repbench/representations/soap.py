@@ -128,6 +128,18 @@ class SOAPRepresentation(Representation):
     kind = "soap"
     local = True
 
+    @classmethod
+    def local_for(cls, params: dict | None) -> bool:
+        return not (isinstance(params, dict) and _off(params.get("average", "off")) not in ("off", None))
+
+    @classmethod
+    def kind_label(cls) -> str:
+        return "local (global if averaged)"
+
+    @classmethod
+    def example_params(cls, periodic: bool) -> dict | None:
+        return {"r_cut": 3.5, "n_max": 3, "l_max": 3, "sigma": 0.5}
+
     def __init__(self, params: dict, species: list[int], periodic: bool, *, where: str | None = None):
         super().__init__(params, species, periodic, where=where)
         self.local = params["average"] == "off"

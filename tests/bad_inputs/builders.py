@@ -115,7 +115,7 @@ def _yaml_bad_config(run: Path) -> None:
 def _best_yaml_other_config(run: Path) -> None:
     (run / "tune").mkdir(exist_ok=True)
     (run / "tune" / "best.yaml").write_text(yaml.safe_dump({
-        "config_hash": "0000000000000000", "trial": 0, "loss": 1.0,
+        "format": 2, "study_hash": "0000000000000000", "trial": 0, "loss": 1.0,
         "representation": {"soap": {"r_cut": 3.0, "n_max": 2, "l_max": 1, "sigma": 0.5}},
         "kernel": {"atom_kernel": "gaussian"}, "krr": {"length_scale": 1.0, "regularization": 1e-6}}))
 
@@ -131,10 +131,11 @@ def _study_db_garbage(run: Path) -> None:
 
 
 def _best_yaml_incomplete(run: Path) -> None:
-    """best.yaml of this very config, but cut short (no representation, kernel, krr)."""
-    h = yaml.safe_load((run / "run.yaml").read_text())["config_hash"]
+    """best.yaml of this very study, but cut short (no representation, kernel, krr)."""
+    h = yaml.safe_load((run / "run.yaml").read_text())["study_hash"]
     (run / "tune").mkdir(exist_ok=True)
-    (run / "tune" / "best.yaml").write_text(yaml.safe_dump({"config_hash": h, "trial": 3, "loss": 0.1}))
+    (run / "tune" / "best.yaml").write_text(yaml.safe_dump({"format": 2, "study_hash": h, "trial": 3,
+                                                            "loss": 0.1}))
 
 
 def _time_sizes_too_large(run: Path) -> None:
@@ -145,21 +146,21 @@ def _time_sizes_too_large(run: Path) -> None:
     cfg = from_dict(yaml.safe_load((run / "run.yaml").read_text())["config"])
     (run / "tune").mkdir(exist_ok=True)
     (run / "tune" / "best.yaml").write_text(yaml.safe_dump({
-        "config_hash": cfg.hash(), "trial": 0, "loss": 1.0,
+        "format": 2, "study_hash": cfg.study_hash(), "trial": 0, "loss": 1.0,
         "representation": {"soap": {"r_cut": 3.0, "n_max": 2, "l_max": 1, "sigma": 0.5}},
         "kernel": {"atom_kernel": "gaussian"}, "krr": {"length_scale": 1.0, "regularization": 1e-6}}))
 
 
 def _curve_yaml_damaged(run: Path) -> None:
-    (run / "curve.yaml").write_text("format: 1\nrun: good\nsizes: 3\n")
+    (run / "curve.yaml").write_text("format: 2\nrun: good\nsizes: 3\n")
 
 
 def _timings_yaml_damaged(run: Path) -> None:
     (run / "curve.yaml").write_text(yaml.safe_dump({
-        "format": 1, "run": "good", "dataset": "qm9", "target": "U0_atomization", "per": "structure",
+        "format": 2, "run": "good", "dataset": "qm9", "target": "U0_atomization", "per": "structure",
         "representation": "soap", "report_unit": "kcal/mol",
         "sizes": [{"size": 10, "mean_report": {"mae": 1.0}, "std_report": {"mae": 0.1}}]}))
-    (run / "timings.yaml").write_text("format: 1\nsizes: []\n")
+    (run / "timings.yaml").write_text("format: 2\nsizes: []\n")
 
 
 def _not_a_run_dir(run: Path) -> None:
