@@ -82,11 +82,26 @@ class Entry:
         return obj
 
 
+def expects(base: type, *, instance: bool, hint: str = "see docs/extending.md") -> Callable[[str, Any], None]:
+    """A plugin check: the loaded object must be an instance (or, ``instance=False``, a subclass) of
+    ``base``; otherwise one :class:`ConfigError` naming the plugin."""
+    what = f"{base.__module__}.{base.__qualname__}"
+
+    def check(name: str, obj: Any) -> None:
+        ok = isinstance(obj, base) if instance else (isinstance(obj, type) and issubclass(obj, base))
+        if not ok:
+            raise ConfigError(f"the plugin {name!r} is not {'an instance' if instance else 'a subclass'} of "
+                              f"{what}", hint=hint)
+
+    return check
+
+
 class Registry(Mapping[str, Any]):
     """Name -> component for one kind of component (see the module docstring).
 
     Behaves as a read-only mapping from names to the loaded components (classes or objects); iteration
-    is in registration order (built-ins in the order of their table, then plugins).  ``entry(name)`` gives the :class:`Entry` with its source package.
+    is in registration order (built-ins in the order of their table, then plugins).  ``entry(name)``
+    gives the :class:`Entry` with its source package.
     """
 
     def __init__(self, kind: str, builtins: Mapping[str, Any], *, group: str | None = None,
@@ -187,4 +202,4 @@ class Registry(Mapping[str, Any]):
         return f"Registry({self.kind!r}, {self.names()})"
 
 
-__all__ = ["GROUPS", "Entry", "Registry"]
+__all__ = ["GROUPS", "Entry", "Registry", "expects"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from ..errors import DataError
-from ..registry import Registry
+from ..registry import Registry, expects
 from ..structures import StructureSet
 
 
@@ -48,12 +48,6 @@ class DatasetReader:
     options: tuple[str, ...] = ()
 
 
-def _check_plugin(name: str, obj) -> None:
-    if not isinstance(obj, DatasetReader):
-        raise DataError(f"the dataset plugin {name!r} is not a repbench.datasets.DatasetReader",
-                        hint="see docs/extending.md (Add your dataset reader)")
-
-
 #: name (``dataset.name`` in a config) -> :class:`DatasetReader`; built-ins here, one per reader module;
 #: plugins through the entry-point group ``repbench.datasets``.
 READERS: Registry = Registry("dataset", {
@@ -62,7 +56,7 @@ READERS: Registry = Registry("dataset", {
     "nmd18": "repbench.datasets.nmd18:READER",
     "ba10": "repbench.datasets.ba10:READER",
     "file": "repbench.datasets.asefile:READER",
-}, check=_check_plugin)
+}, check=expects(DatasetReader, instance=True, hint="see docs/extending.md (Add your dataset reader)"))
 
 
 def reader(name: str) -> DatasetReader:
@@ -180,5 +174,5 @@ ENERGY_UNITS: dict[str, float] = {
 }
 
 
-__all__ = ["READERS", "DatasetReader", "reader", "how_to_get", "load_dataset", "require_path", "read_text", "cache_root", "atomic_file",
-           "ENERGY_UNITS"]
+__all__ = ["READERS", "DatasetReader", "reader", "how_to_get", "load_dataset", "require_path", "read_text",
+           "cache_root", "atomic_file", "ENERGY_UNITS"]

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, expects
 from ..representations.base import Features
 
 #: Stand-in length scale for kernels without one (a key for caches and grid searches).
@@ -71,19 +71,13 @@ class Kernel:
         return [np.ascontiguousarray(m, dtype=np.float64) for m in mats]
 
 
-def _check_plugin(name: str, obj) -> None:
-    if not isinstance(obj, Kernel):
-        raise ConfigError(f"the kernel plugin {name!r} is not a repbench.models.kernel.Kernel instance",
-                          hint="see docs/extending.md")
-
-
 #: name -> :class:`Kernel`; plugins through the entry-point group ``repbench.kernels``.
 KERNELS: Registry = Registry("kernel", {
     "gaussian": Kernel("gaussian", True, True, True, "exp(-|x - y|^2 / (2 s^2))"),
     "laplacian": Kernel("laplacian", True, True, True, "exp(-|x - y| / s)"),
     "polynomial": Kernel("polynomial", True, False, False,
                          "(x.y / (|x| |y|))^zeta of per-atom vectors (the usual SOAP kernel)"),
-}, check=_check_plugin)
+}, check=expects(Kernel, instance=True))
 
 
 def kernel_names(local: bool) -> list[str]:

@@ -23,7 +23,7 @@ import scipy.linalg
 
 from .. import krr
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, expects
 
 
 class Regressor:
@@ -100,13 +100,7 @@ class KRR(Regressor):
         return krr.grid_search(kernels, y, folds, **kw)
 
 
-def _check_plugin(name: str, obj) -> None:
-    if not (isinstance(obj, type) and issubclass(obj, Regressor)):
-        raise ConfigError(f"the regressor plugin {name!r} is not a subclass of "
-                          "repbench.models.regressor.Regressor", hint="see docs/extending.md")
-
-
 #: name -> :class:`Regressor` subclass; plugins through the entry-point group ``repbench.regressors``.
-REGRESSORS: Registry = Registry("regressor", {"krr": KRR}, check=_check_plugin)
+REGRESSORS: Registry = Registry("regressor", {"krr": KRR}, check=expects(Regressor, instance=False))
 
 __all__ = ["Regressor", "KRR", "REGRESSORS"]

@@ -12,16 +12,9 @@ Typical use::
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, expects
 from .base import Features, Representation, available_cpus, compute, default_workers, normalize_species
 from .sf import angular_parameters, radial_parameters
-
-
-def _check_plugin(name: str, obj) -> None:
-    if not (isinstance(obj, type) and issubclass(obj, Representation)):
-        raise ConfigError(f"the representation plugin {name!r} is not a subclass of "
-                          "repbench.representations.Representation",
-                          hint="see docs/extending.md (Add your representation)")
 
 
 #: name (the key under ``representation:`` in a config) -> :class:`Representation` subclass.
@@ -34,7 +27,7 @@ REPRESENTATIONS: Registry = Registry("representation", {
     "lmbtr": "repbench.representations.lmbtr:LMBTRRepresentation",
     "python": "repbench.representations.python_function:PythonRepresentation",
     "dscribe": "repbench.representations.dscribe_any:DscribeRepresentation",
-}, check=_check_plugin)
+}, check=expects(Representation, instance=False, hint="see docs/extending.md (Add your representation)"))
 
 
 def representation_class(kind: str, where: str = "representation") -> type[Representation]:

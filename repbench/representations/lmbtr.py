@@ -1,7 +1,7 @@
 """Local many-body tensor representation (dscribe ``LMBTR``): one row per atom, terms k=2 and/or k=3.
 
 This file plus one line in the ``REPRESENTATIONS`` table of ``repbench/representations/__init__.py`` is all
-it takes to add a representation; the validation helpers are those of :mod:`.mbtr`.
+it takes to add a representation; parameters and their validation are those of :mod:`.mbtr` (a subclass).
 
 Config keys (``representation.lmbtr``), defaults in brackets:
 
@@ -29,41 +29,16 @@ import warnings
 import numpy as np
 
 from ..errors import ConfigError
-from .base import (Representation, as_bool, as_choice, as_int, as_list, check_mapping, dscribe_error)
-from .mbtr import GEOMETRIES, TERM_KEYS, _validate_grid, _validate_weighting
-
-NORMALIZATIONS = ("none", "l2")
+from .base import dscribe_error
+from .mbtr import MBTRRepresentation
 
 
-def _validate_term(value, where: str, k: int) -> dict:
-    t = check_mapping(value, where, TERM_KEYS)
-    geometry = as_choice(t.get("geometry", GEOMETRIES[k][0]), f"{where}.geometry", GEOMETRIES[k])
-    norm = t.get("normalization", "none")
-    return {
-        "geometry": geometry,
-        "grid": _validate_grid(t.get("grid"), f"{where}.grid", geometry),
-        "weighting": _validate_weighting(t.get("weighting"), f"{where}.weighting", k),
-        "normalize_gaussians": as_bool(t.get("normalize_gaussians", True), f"{where}.normalize_gaussians"),
-        "normalization": as_choice("none" if norm is None else norm, f"{where}.normalization",
-                                   NORMALIZATIONS),
-    }
-
-
-class LMBTRRepresentation(Representation):
+class LMBTRRepresentation(MBTRRepresentation):
     """Local MBTR (dscribe LMBTR) with terms k=2 and/or k=3 (local)."""
 
     kind = "lmbtr"
     local = True
-
-    @classmethod
-    def example_params(cls, periodic: bool) -> dict | None:
-        return {"k": [2, 3], "k2": {"grid": {"n": 20}}, "k3": {"grid": {"n": 20}}}
-
-    def __init__(self, params: dict, species: list[int], periodic: bool, *, where: str | None = None):
-        super().__init__(params, species, periodic, where=where)
-        self._terms = [self._make(params[f"k{k}"], self.species, self.periodic, f"{self.where}.k{k}")
-                       for k in params["k"]]
-        self._dims = [int(t.get_number_of_features()) for t in self._terms]
+    normalizations = ("none", "l2")
 
     @staticmethod
     def _make(term: dict, species: list[int], periodic: bool, where: str):
@@ -79,29 +54,6 @@ class LMBTRRepresentation(Representation):
                          sparse=False, dtype="float64")
         except (ValueError, KeyError, TypeError) as exc:
             raise dscribe_error(exc, where) from None
-
-    @classmethod
-    def validate(cls, params: dict | None, where: str = "representation.lmbtr") -> dict:
-        p = check_mapping(params, where, ("k", "k2", "k3"))
-        k = p.get("k", [2])
-        if isinstance(k, int) and not isinstance(k, bool):
-            k = [k]
-        k = sorted(as_list(k, f"{where}.k",
-                           item=lambda x, w: as_int(x, w, 2, 3, hint="allowed: [2], [3], [2, 3]")))
-        out: dict = {"k": k}
-        for kk in (2, 3):
-            if kk in k:
-                out[f"k{kk}"] = _validate_term(p.get(f"k{kk}"), f"{where}.k{kk}", kk)
-            elif p.get(f"k{kk}") is not None:
-                raise ConfigError(f"settings for k{kk} are given but k does not include {kk}",
-                                  where=f"{where}.k{kk}", hint=f"add {kk} to k, or remove k{kk}")
-        for kk in k:
-            cls._make(out[f"k{kk}"], [1], False, f"{where}.k{kk}")
-        return out
-
-    @property
-    def dim(self) -> int:
-        return sum(self._dims)
 
     def compute_atoms(self, atoms_list: list) -> np.ndarray:
         out = np.empty((sum(len(a) for a in atoms_list), self.dim))

@@ -88,7 +88,7 @@ def _validate_weighting(value, where: str, k: int) -> dict:
     return out
 
 
-def _validate_term(value, where: str, k: int) -> dict:
+def _validate_term(value, where: str, k: int, normalizations: tuple[str, ...] = NORMALIZATIONS) -> dict:
     t = check_mapping(value, where, TERM_KEYS)
     geometry = as_choice(t.get("geometry", GEOMETRIES[k][0]), f"{where}.geometry", GEOMETRIES[k])
     norm = t.get("normalization", "none")
@@ -98,7 +98,7 @@ def _validate_term(value, where: str, k: int) -> dict:
         "weighting": _validate_weighting(t.get("weighting"), f"{where}.weighting", k),
         "normalize_gaussians": as_bool(t.get("normalize_gaussians", True), f"{where}.normalize_gaussians"),
         "normalization": as_choice("none" if norm is None else norm, f"{where}.normalization",
-                                   NORMALIZATIONS),
+                                   normalizations),
     }
 
 
@@ -107,6 +107,8 @@ class MBTRRepresentation(Representation):
 
     kind = "mbtr"
     local = False
+    #: normalisations dscribe offers for this descriptor
+    normalizations: tuple[str, ...] = NORMALIZATIONS
 
     @classmethod
     def example_params(cls, periodic: bool) -> dict | None:
@@ -138,7 +140,8 @@ class MBTRRepresentation(Representation):
             raise dscribe_error(exc, where) from None
 
     @classmethod
-    def validate(cls, params: dict | None, where: str = "representation.mbtr") -> dict:
+    def validate(cls, params: dict | None, where: str | None = None) -> dict:
+        where = where or f"representation.{cls.kind}"
         p = check_mapping(params, where, ("k", "k2", "k3"))
         k = p.get("k", [2])
         if isinstance(k, int) and not isinstance(k, bool):
@@ -148,7 +151,7 @@ class MBTRRepresentation(Representation):
         out: dict = {"k": k}
         for kk in (2, 3):
             if kk in k:
-                out[f"k{kk}"] = _validate_term(p.get(f"k{kk}"), f"{where}.k{kk}", kk)
+                out[f"k{kk}"] = _validate_term(p.get(f"k{kk}"), f"{where}.k{kk}", kk, cls.normalizations)
             elif p.get(f"k{kk}") is not None:
                 raise ConfigError(f"settings for k{kk} are given but k does not include {kk}",
                                   where=f"{where}.k{kk}",
