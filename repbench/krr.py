@@ -22,7 +22,7 @@ import scipy.linalg
 
 from .baselines import Baseline
 
-__all__ = ["KRRError", "fit", "predict", "EigenSolver", "GridResult", "grid_search"]
+__all__ = ["KRRError", "cholesky", "condition_estimate", "fit", "fit_factored", "predict", "EigenSolver", "GridResult", "grid_search"]
 
 _EPS = np.finfo(np.float64).eps
 
@@ -47,23 +47,45 @@ def _targets(y: Any, n: int) -> np.ndarray:
     return y
 
 
-def fit(K: Any, y: Any, reg: float) -> np.ndarray:
-    """``alpha = (K + reg I)^-1 y`` by Cholesky.  ``y`` may be ``(n,)`` or ``(n, m)``."""
+def cholesky(K: Any, reg: float) -> tuple[np.ndarray, bool]:
+    """The Cholesky factor of ``K + reg I`` as scipy's ``cho_factor`` returns it (lower triangle valid).
+
+    Raises :class:`KRRError` when the matrix is not positive definite or holds non-finite values.
+    """
     K = _square(K)
-    y = _targets(y, K.shape[0])
     reg = float(reg)
     if not np.isfinite(reg) or reg < 0:
         raise ValueError(f"regularisation must be a non-negative number, got {reg}")
     A = np.array(K, dtype=np.float64, copy=True)
     A.flat[:: A.shape[0] + 1] += reg
     try:
-        c = scipy.linalg.cho_factor(A, lower=True, overwrite_a=True, check_finite=True)
+        return scipy.linalg.cho_factor(A, lower=True, overwrite_a=True, check_finite=True)
     except np.linalg.LinAlgError:
         raise KRRError(f"kernel matrix plus regularisation {reg:.3g} is not positive definite "
                        f"(n = {K.shape[0]}); use a larger regularisation") from None
     except ValueError as exc:  # non-finite entries
         raise KRRError(f"kernel matrix contains NaN or infinite values ({exc})") from None
-    return scipy.linalg.cho_solve(c, y, check_finite=False)
+
+
+def condition_estimate(factor: tuple[np.ndarray, bool]) -> float:
+    """A cheap lower bound of the condition number of ``K + reg I`` from its Cholesky factor:
+    ``(max L_ii / min L_ii)^2``.  Above about ``1e12`` float64 leaves fewer than four correct digits in
+    the solution (relative error ~ condition x 2.2e-16)."""
+    d = np.abs(np.diag(factor[0]))
+    return float((d.max() / d.min()) ** 2) if d.size and d.min() > 0 else float("inf")
+
+
+def fit(K: Any, y: Any, reg: float) -> np.ndarray:
+    """``alpha = (K + reg I)^-1 y`` by Cholesky.  ``y`` may be ``(n,)`` or ``(n, m)``."""
+    K = _square(K)
+    y = _targets(y, K.shape[0])
+    return scipy.linalg.cho_solve(cholesky(K, reg), y, check_finite=False)
+
+
+def fit_factored(factor: tuple[np.ndarray, bool], y: Any) -> np.ndarray:
+    """``alpha`` from a factor of :func:`cholesky`."""
+    y = _targets(y, factor[0].shape[0])
+    return scipy.linalg.cho_solve(factor, y, check_finite=False)
 
 
 def predict(K_test_train: Any, alpha: Any) -> np.ndarray:

@@ -71,29 +71,34 @@ class KRR(Regressor):
     has_std = True
 
     def fit(self, K: np.ndarray, y: np.ndarray) -> "KRR":
-        self.alpha_ = krr.fit(K, y, self.regularization)
-        self._K = K
-        self._chol = None
+        """Fit on the training kernel ``K`` and targets ``y``; sets ``alpha_``, ``amplitude_`` (the
+        maximum-likelihood signal variance of the equivalent Gaussian process, ``y.alpha / n``, in target
+        units squared) and ``condition_`` (a lower bound of the condition number of ``K + reg I``)."""
+        y = np.asarray(y, dtype=np.float64)
+        self._factor = krr.cholesky(K, self.regularization)
+        self.alpha_ = krr.fit_factored(self._factor, y)
+        self.amplitude_ = float(y @ self.alpha_ / max(1, y.size))
+        self.condition_ = krr.condition_estimate(self._factor)
         return self
 
     def predict(self, K_test_train: np.ndarray, return_std: bool = False,
                 K_test_diag: np.ndarray | None = None):
-        """Predictions; with ``return_std`` also the Gaussian-process predictive standard deviation
-        ``sqrt(k(x,x) - k_x^T (K + reg I)^-1 k_x + reg)`` (the regularisation is the noise variance;
-        ``K_test_diag`` = k(x,x) of the test structures), in the units of the kernel-scaled targets."""
+        """Predictions; with ``return_std`` also the predictive standard deviation of the equivalent
+        Gaussian process (noise variance = regularisation, signal variance = ``amplitude_``)::
+
+            std = sqrt(amplitude_ * (k(x,x) - k_x^T (K + reg I)^-1 k_x + reg))
+
+        ``K_test_diag`` = k(x,x) of each test structure.  Computed from the factorisation of the fit (one
+        triangular solve, no further kernel)."""
         pred = krr.predict(K_test_train, self.alpha_)
         if not return_std:
             return pred
         if K_test_diag is None:
             raise ValueError("return_std needs K_test_diag (the kernel of each test structure with itself)")
-        if self._chol is None:
-            A = np.array(self._K, dtype=np.float64, copy=True)
-            A.flat[:: A.shape[0] + 1] += self.regularization
-            self._chol = scipy.linalg.cholesky(A, lower=True, check_finite=False)
-        v = scipy.linalg.solve_triangular(self._chol, np.asarray(K_test_train, dtype=np.float64).T,
+        v = scipy.linalg.solve_triangular(self._factor[0], np.asarray(K_test_train, dtype=np.float64).T,
                                           lower=True, check_finite=False)
         var = np.asarray(K_test_diag, dtype=np.float64) - np.einsum("ij,ij->j", v, v) + self.regularization
-        return pred, np.sqrt(np.maximum(var, 0.0))
+        return pred, np.sqrt(np.maximum(self.amplitude_ * var, 0.0))
 
     @classmethod
     def refine(cls, kernels, y, folds, **kw) -> krr.GridResult:
