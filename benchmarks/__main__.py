@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 SECTIONS = ["matmul", "representations", "local_kernel", "curve", "float32", "memory",
-            "length_scales", "krr", "peers"]
+            "length_scales", "krr", "peers", "soap_featomic"]
 NEEDS = {"curve": "local_kernel"}
 HERE = Path(__file__).resolve().parent
 

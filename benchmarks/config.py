@@ -25,6 +25,11 @@ KRR_TARGET = "U0_atomization"
 KRR_SETTINGS = [(4.0, 1e-4), (4.0, 1e-8), (1.0, 1e-6)]
 EV_TO_KCAL_MOL = 23.060548
 
+#: Periodic cells of the soap_featomic section's equality check (ase.build.bulk name, structure, lattice
+#: constant in Angstrom, supercell, rattle amplitude): cells smaller and larger than the SOAP cutoff.
+FEATOMIC_CELLS = [("NaCl", "rocksalt", 5.64, (1, 1, 1), 0.0), ("NaCl", "rocksalt", 5.64, (2, 1, 1), 0.05),
+                  ("KCl", "rocksalt", 6.29, (1, 1, 1), 0.05), ("Si", "diamond", 5.43, (2, 2, 2), 0.05)]
+
 MODES: dict[str, dict] = {
     "full": {
         "seed": 0,
@@ -52,6 +57,8 @@ MODES: dict[str, dict] = {
         "f32_repeats": 2,
         "memory_size": 2000,
         "memory_blocks_mb": [64, 256],
+        "featomic_n": 500,                       # QM9 molecules of the soap_featomic section
+        "featomic_repeats": 5,
     },
     "quick": {
         "seed": 0,
@@ -77,6 +84,8 @@ MODES: dict[str, dict] = {
         "f32_repeats": 3,
         "memory_size": 400,
         "memory_blocks_mb": [64, 256],
+        "featomic_n": 100,                       # QM9 molecules of the soap_featomic section
+        "featomic_repeats": 3,
     },
     "smoke": {
         "seed": 0,
@@ -102,6 +111,8 @@ MODES: dict[str, dict] = {
         "f32_repeats": 1,
         "memory_size": 20,
         "memory_blocks_mb": [1, 256],
+        "featomic_n": 12,                       # QM9 molecules of the soap_featomic section
+        "featomic_repeats": 1,
     },
 }
 

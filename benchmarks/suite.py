@@ -770,6 +770,170 @@ class Suite:
                  status=f"equal (rtol 1e-8; {self._d_err:.1e})")
         return res
 
+    # ------------------------------------------------------------------------------------------ soap_featomic
+    def soap_featomic(self) -> dict[str, Any]:
+        """featomic's SOAP (representation soap_featomic) beside dscribe's (soap): same molecules, same
+        parameters, one process, 1 and 2 workers through repbench.representations.compute."""
+        try:
+            import featomic
+        except ImportError as exc:
+            self.row("soap_featomic", "featomic SoapPowerSpectrum vs dscribe SOAP", "", "featomic not installed",
+                     status="skipped")
+            return {"available": False, "reason": f"import failed: {exc} (pip install repbench[featomic])"}
+        # like with like: dscribe computes on one thread per process, so featomic's own thread pool (rayon)
+        # gets one thread too (repbench's workers are the parallelism); must be set before the pool starts
+        os.environ.setdefault("RAYON_NUM_THREADS", "1")
+        from importlib.metadata import version
+
+        from repbench.representations import compute, make_representation
+        from repbench.representations import soap_featomic as SF
+
+        cfg = self.cfg
+        n = min(cfg["featomic_n"], len(self.pool))
+        idx = self.pool[:n]
+        species = self.ds.elements
+        p = dict(C.SOAP)
+        res: dict[str, Any] = {
+            "available": True, "featomic": featomic.__version__, "metatensor-core": version("metatensor-core"),
+            "rayon_num_threads": os.environ.get("RAYON_NUM_THREADS"), "molecules": n,
+            "atoms": int(self.ds.n_atoms[idx].sum()), "parameters": p,
+            "note": ("Six runs through repbench.representations.compute (three representations, n_workers 1 or "
+                     "2; the 2-worker runs fork a pool each time, as repbench does) and featomic gto in one "
+                     "compute call for all molecules.  'featomic dscribe_gto' is featomic's "
+                     "SoapPowerSpectrum with dscribe's radial basis (splined radial integral): the same numbers "
+                     "as dscribe after the fixed convention map (asserted); 'featomic gto' is featomic's own "
+                     "GTO basis: different numbers, similarity measured.  featomic's rayon pool: one thread "
+                     "per process (RAYON_NUM_THREADS).")}
+        reps, build = {}, {}
+        for name, spec in (("dscribe", {"soap": p}), ("featomic dscribe_gto", {"soap_featomic": {**p, "rbf": "dscribe_gto"}}),
+                           ("featomic gto", {"soap_featomic": {**p, "rbf": "gto"}})):
+            t0 = time.perf_counter()
+            reps[name] = make_representation(spec, species=species, periodic=False)
+            build[name] = time.perf_counter() - t0
+        res["build_seconds"] = {k: sig(v) for k, v in build.items()}
+        res["dim"] = {k: int(r.dim) for k, r in reps.items()}
+        outs: dict[str, np.ndarray] = {}
+
+        def mk(name, workers):
+            def f():
+                outs[f"{name}, {workers}"] = np.asarray(compute(reps[name], self.ds, idx, n_workers=workers,
+                                                                progress=False).values)
+                return True
+            return f
+
+        off = np.concatenate([[0], np.cumsum(self.ds.n_atoms[idx])]).astype(np.int64)
+
+        def check(_):
+            for name in reps:
+                assert outs[f"{name}, 1"].tobytes() == outs[f"{name}, 2"].tobytes(), f"{name}: 1 and 2 workers differ"
+            d = outs["dscribe, 1"]
+            mapped = SF.to_dscribe_layout(outs["featomic dscribe_gto, 1"], species, p["n_max"], p["l_max"], p["sigma"])
+            err = float(np.max(np.abs(mapped - d)) / np.max(np.abs(d)))
+            assert err <= 1e-8, f"featomic (dscribe_gto) differs from dscribe's SOAP by {err:.3g} (relative)"
+            self._fe_err = err
+            full = SF.from_dscribe_layout(d, species, p["n_max"], p["l_max"], p["sigma"])
+            self._fe_sim = soap_similarity(outs["featomic gto, 1"], full, off, block=p["n_max"] ** 2)
+
+        atoms = self.ds.to_ase(idx)
+
+        def one_call():
+            # featomic's own batching: all molecules in one compute call (repbench's driver calls it once per
+            # chunk of structures, by default about n / 16 per worker)
+            outs["featomic gto, one call"] = reps["featomic gto"].compute_atoms(atoms)
+            return True
+
+        def check_all(res_):
+            check(res_)
+            assert outs["featomic gto, one call"].tobytes() == outs["featomic gto, 1"].tobytes(), (
+                "featomic gto: one compute call for all molecules differs from compute() by chunks")
+
+        self.log(f"soap_featomic: {n} molecules ({res['atoms']} atoms), dims {res['dim']}")
+        fns = {f"{name}, {w} worker{'s' if w > 1 else ''}": mk(name, w) for name in reps for w in (1, 2)}
+        fns["featomic gto, one call"] = one_call
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            st = interleaved(fns, cfg["featomic_repeats"], check=check_all, log=self.log)
+        st = {k.rsplit(" worker", 1)[0]: v for k, v in st.items()}   # "name, w"
+        outs.clear()
+        res["equality"] = {"featomic_dscribe_gto_vs_dscribe_max_rel_difference": sig(self._fe_err),
+                           "definition": "max |to_dscribe_layout(featomic) - dscribe| / max |dscribe|",
+                           "one_vs_two_workers": "bitwise equal (all three)"}
+        res["featomic_gto_vs_dscribe"] = self._fe_sim
+        res["periodic"] = self._featomic_cells(p)
+        timings = {}
+        for name in reps:
+            for w in (1, 2):
+                s = st[f"{name}, {w}"]
+                timings[f"{name}, {w} worker{'s' if w > 1 else ''}"] = {**s.as_dict(), "structures_per_s": sig(n / s.min)}
+        s1 = st["featomic gto, one call"]
+        timings["featomic gto, one compute call (in this process)"] = {**s1.as_dict(), "structures_per_s": sig(n / s1.min)}
+        res["timings"] = timings
+        ratios = {}
+        for w in (1, 2):
+            ref = st[f"dscribe, {w}"].min
+            for name in ("featomic dscribe_gto", "featomic gto"):
+                ratios[f"{name} / dscribe, {w} worker{'s' if w > 1 else ''}"] = sig(st[f"{name}, {w}"].min / ref)
+        for name in reps:
+            ratios[f"{name}: 2 vs 1 worker speed-up"] = sig(st[f"{name}, 1"].min / st[f"{name}, 2"].min)
+        ratios["featomic gto, one compute call / dscribe, 1 worker"] = sig(s1.min / st["dscribe, 1"].min)
+        # one process: its CPU time is what the work costs, and other jobs on the machine change it far less
+        # than the wall time (the 2-worker runs compute in children, so their process CPU time says nothing)
+        for name in ("featomic dscribe_gto", "featomic gto"):
+            ratios[f"{name} / dscribe, 1 worker, CPU time"] = sig(min(st[f"{name}, 1"].cpu) / min(st["dscribe, 1"].cpu))
+        res["time_ratios"] = ratios
+        sim = self._fe_sim
+        lm = sim["blockwise_linear_map"]["heldout_rel_residual"]
+        gto_status = (f"not equal (other radial basis): atom kernel r {sim['zeta_2']['pearson']:.4f}"
+                      + (f", linear-map residual {lm:.1%}" if lm is not None else ""))
+        for name, status in (("featomic dscribe_gto", f"equal (rtol 1e-8; {self._fe_err:.1e})"),
+                             ("featomic gto", gto_status)):
+            for w in (1, 2):
+                a, b = st[f"dscribe, {w}"].min, st[f"{name}, {w}"].min
+                cpu = (f" (CPU {min(st[f'{name}, 1'].cpu) / min(st['dscribe, 1'].cpu):.2f}x)" if w == 1 else "")
+                self.row("soap_featomic", f"{name.replace('featomic ', 'featomic, rbf ')} vs dscribe, {n} molecules, "
+                         f"{w} worker{'s' if w > 1 else ''}", f"dscribe {n / a:.0f} /s", f"featomic {n / b:.0f} /s",
+                         f"featomic {b / a:.2f}x the time{cpu}", status=status)
+        a = st["dscribe, 1"].min
+        self.row("soap_featomic", f"featomic, rbf gto, one compute call for all {n} molecules (no chunks)",
+                 f"dscribe {n / a:.0f} /s", f"featomic {n / s1.min:.0f} /s", f"featomic {s1.min / a:.2f}x the time",
+                 status="bitwise equal to the chunked rows")
+        per = res["periodic"]
+        self.row("soap_featomic", f"periodic cells ({len(per['cells'])}): featomic dscribe_gto vs dscribe",
+                 f"max rel. diff {per['max_rel_difference_dscribe_gto']:.1e}", "", "",
+                 status="equal (rtol 1e-8)")
+        return res
+
+    def _featomic_cells(self, p: dict) -> dict[str, Any]:
+        """The equality check on a few periodic cells (no timing)."""
+        from ase.build import bulk
+
+        from repbench.api import structures_from_ase
+        from repbench.representations import compute, make_representation
+        from repbench.representations import soap_featomic as SF
+
+        atoms = []
+        for i, (name, kind, a, rep, rattle) in enumerate(C.FEATOMIC_CELLS):
+            x = bulk(name, kind, a=a) * rep
+            if rattle:
+                x.rattle(rattle, seed=20 + i)
+            atoms.append(x)
+        s = structures_from_ase(atoms)
+        X = {}
+        for name, spec in (("dscribe", {"soap": p}), ("dscribe_gto", {"soap_featomic": {**p, "rbf": "dscribe_gto"}}),
+                           ("gto", {"soap_featomic": {**p, "rbf": "gto"}})):
+            rep = make_representation(spec, species=s.elements, periodic=True)
+            X[name] = np.asarray(compute(rep, s, n_workers=1, progress=False).values)
+        d = X["dscribe"]
+        mapped = SF.to_dscribe_layout(X["dscribe_gto"], s.elements, p["n_max"], p["l_max"], p["sigma"])
+        err = float(np.max(np.abs(mapped - d)) / np.max(np.abs(d)))
+        assert err <= 1e-8, f"periodic: featomic (dscribe_gto) differs from dscribe's SOAP by {err:.3g}"
+        off = np.concatenate([[0], np.cumsum([len(x) for x in atoms])]).astype(np.int64)
+        full = SF.from_dscribe_layout(d, s.elements, p["n_max"], p["l_max"], p["sigma"])
+        sim = soap_similarity(X["gto"], full, off, linear_map=False)
+        return {"cells": [f"{n} {k} a={a} x{r} rattle {t}" for n, k, a, r, t in C.FEATOMIC_CELLS],
+                "atoms": int(off[-1]), "max_rel_difference_dscribe_gto": sig(err),
+                "featomic_gto_vs_dscribe": sim}
+
 
 def _dscribe_descriptors(spec: dict, species: list[int]):
     """The dscribe objects a repbench spec stands for, built here independently of repbench."""
@@ -815,4 +979,75 @@ def _dscribe_create(descs, atoms, kind: str, n_jobs: int, species: list[int]) ->
     for s, i in pos.items():
         m = z == s
         out[m, i * dim:(i + 1) * dim] = X[m]
+    return out
+
+
+def soap_similarity(F: np.ndarray, D: np.ndarray, offsets: np.ndarray, *, block: int | None = None,
+                    linear_map: bool = True, max_atoms: int = 2000) -> dict[str, Any]:
+    """How close two SOAP feature sets of the same atoms are when they are not equal (other radial basis).
+
+    ``F`` and ``D``: rows of the same atoms in the same layout (featomic's; dscribe's rows mapped with
+    ``soap_featomic.from_dscribe_layout``), ``offsets`` the structures' row offsets.  Rows are l2-normalised.
+    Reported: the polynomial ("SOAP") kernel (x.y)^zeta between atoms (zeta 1 and 2) and the normalised
+    structure kernel (sum over atom pairs, zeta 2, divided by sqrt(K_AA K_BB)): Pearson correlation and
+    largest / mean absolute difference over pairs; and, with ``linear_map``, a least-squares linear map per
+    block of ``block`` columns (one element pair and one l: the map P -> T P T' between two radial bases
+    is linear within it) fitted on the atoms of the first half of the structures, with its relative
+    residual ||F W - D|| / ||D|| on the other half (and the residual without a map, W = 1).  The fit solves
+    the normal equations with a ridge of 1e-10 of the mean eigenvalue (a negligible change of the residual).
+    """
+    Fn = F / np.linalg.norm(F, axis=1, keepdims=True)
+    Dn = D / np.linalg.norm(D, axis=1, keepdims=True)
+    n = len(F)
+    sub = np.sort(np.random.default_rng(0).choice(n, min(n, max_atoms), replace=False))
+    iu = np.triu_indices(len(sub), 1)
+    out: dict[str, Any] = {"atoms": int(n), "atoms_in_kernel": int(len(sub))}
+    for zeta in (1, 2):
+        a = (Fn[sub] @ Fn[sub].T)[iu] ** zeta
+        b = (Dn[sub] @ Dn[sub].T)[iu] ** zeta
+        r = float(np.corrcoef(a, b)[0, 1])
+        out[f"zeta_{zeta}"] = {"pearson": r, "one_minus_pearson": sig(1.0 - r),
+                               "max_abs_difference": sig(float(np.max(np.abs(a - b)))),
+                               "mean_abs_difference": sig(float(np.mean(np.abs(a - b))))}
+    # structure kernel of the first structures (at most max_atoms atoms): sum over atom pairs of (x.y)^2,
+    # normalised to 1 on the diagonal
+    k = max(2, int(np.searchsorted(offsets, max_atoms, side="right")) - 1)
+    k = min(k, len(offsets) - 1)
+    na = int(offsets[k])
+    A = np.zeros((k, na))
+    A[np.repeat(np.arange(k), np.diff(offsets[:k + 1])), np.arange(na)] = 1.0
+
+    def structure_kernel(X):
+        S = A @ ((X[:na] @ X[:na].T) ** 2) @ A.T
+        d = np.sqrt(np.diag(S))
+        return S / np.outer(d, d)
+
+    a, b = structure_kernel(Fn), structure_kernel(Dn)
+    ju = np.triu_indices(k, 1)
+    r = float(np.corrcoef(a[ju], b[ju])[0, 1])
+    out["structure_kernel_zeta_2"] = {"structures": k, "pearson": r, "one_minus_pearson": sig(1.0 - r),
+                                      "max_abs_difference": sig(float(np.max(np.abs(a[ju] - b[ju])))),
+                                      "mean_abs_difference": sig(float(np.mean(np.abs(a[ju] - b[ju]))))}
+    if linear_map and block:
+        h = int(offsets[(len(offsets) - 1) // 2])
+        if h < 4 * block:
+            out["blockwise_linear_map"] = {"fit_atoms": h, "block_columns": block, "heldout_rel_residual": None,
+                                           "reason": "too few atoms to fit (fewer than 4 per unknown)"}
+            return out
+        num = den = 0.0
+        for c in range(0, F.shape[1], block):
+            cs = slice(c, c + block)
+            A = Fn[:h, cs]
+            G = A.T @ A
+            tr = float(np.trace(G))
+            # least squares by the normal equations with a negligible ridge (1e-10 of the mean eigenvalue):
+            # LAPACK's lstsq took ~0.1 s per 64-column block here; columns of absent element pairs are zero
+            W = (np.linalg.solve(G + (1e-10 * tr / block) * np.eye(block), A.T @ Dn[:h, cs]) if tr > 0
+                 else np.zeros((block, block)))
+            num += float(np.sum((Fn[h:, cs] @ W - Dn[h:, cs]) ** 2))
+            den += float(np.sum(Dn[h:, cs] ** 2))
+        out["blockwise_linear_map"] = {
+            "fit_atoms": h, "heldout_atoms": int(n - h), "block_columns": block,
+            "heldout_rel_residual": sig(math.sqrt(num / den)),
+            "rel_difference_without_map": sig(float(np.linalg.norm(Fn[h:] - Dn[h:]) / np.linalg.norm(Dn[h:])))}
     return out

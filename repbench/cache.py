@@ -18,6 +18,8 @@ import h5py
 import numpy as np
 
 from .config import canonical_hash
+from .datasets import UnsafeHDF5, open_h5
+from .errors import RunDirError
 from .rundir import atomic_path, check_disk
 
 log = logging.getLogger("repbench")
@@ -57,16 +59,23 @@ class ArrayCache:
             STATS[f"{self.name}.miss"] += 1
             return None
         try:
-            with h5py.File(p, "r") as f:
+            # checked before anything is read: a regular file; no links, external storage or virtual
+            # datasets; no array declaring more than the file holds (repbench.datasets.check_h5)
+            with open_h5(p, what=f"{self.name} cache entry") as f:
                 stored = json.loads(f.attrs["key_spec"])
                 if stored != json.loads(json.dumps(spec, sort_keys=True, default=str)):
                     raise ValueError("stored key does not match")
+                for k, shape in (shapes or {}).items():  # shapes first: nothing is read from a wrong one
+                    if k not in f:
+                        raise ValueError(f"array {k!r} is missing")
+                    if shape is not None and f[k].shape != tuple(shape):
+                        raise ValueError(f"array {k!r} has shape {f[k].shape}, expected {tuple(shape)}")
                 out = {k: f[k][()] for k in f.keys()}
-            for k, shape in (shapes or {}).items():
-                if k not in out:
-                    raise ValueError(f"array {k!r} is missing")
-                if shape is not None and out[k].shape != tuple(shape):
-                    raise ValueError(f"array {k!r} has shape {out[k].shape}, expected {tuple(shape)}")
+        except UnsafeHDF5 as e:
+            raise RunDirError(f"the {self.name} cache entry is not a file repbench wrote: {e}; nothing was "
+                              "read from it", where=str(p),
+                              hint="delete it (repbench never writes HDF5 links, external storage or virtual "
+                                   "datasets); it is then recomputed") from None
         except Exception as e:  # noqa: BLE001 - any failure means the entry cannot be trusted
             log.warning("cache entry %s is damaged (%s: %s); recomputing it", p, e.__class__.__name__, e)
             STATS[f"{self.name}.corrupt"] += 1

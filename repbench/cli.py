@@ -1,7 +1,9 @@
 """The ``repbench`` command line (click).  Thin: parse, call the stage functions, print with rich.
 
 Every error a user can cause is a :class:`repbench.errors.RepbenchError`; it is printed as one line
-(what, where, how to fix) and the command exits with status 2, never with a traceback.
+(what, where, how to fix) and the command exits with status 2, never with a traceback.  So is a file
+system that refuses a write (read-only, permission denied, disk full).  SIGINT and SIGTERM stop a command
+the same way (finished work is kept, temporary files removed): exit status 130 and 143.
 """
 
 from __future__ import annotations
@@ -24,20 +26,46 @@ console = Console(stderr=False, width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 
+def _print_error(e: RepbenchError) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(e.format())}", highlight=False, soft_wrap=True)
+
+
+def _interrupted(sig: int | None) -> None:
+    import os
+    import signal
+
+    if not os.environ.get("REPBENCH_TUNE_PARENT"):  # a worker of `tune --jobs`: its parent reports it once
+        err_console.print("[yellow]interrupted[/]: finished work is saved; re-run the command to resume")
+    sys.exit(143 if sig == signal.SIGTERM else 130)
+
+
 class Group(click.Group):
-    """A click group that turns RepbenchErrors into one clear line and exit status 2."""
+    """A click group that turns RepbenchErrors (and file-system refusals) into one clear line and exit
+    status 2, and SIGINT / SIGTERM into a clean stop with exit status 130 / 143."""
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except RepbenchError as e:
-            from rich.markup import escape
+        import errno
+        import signal
 
-            err_console.print(f"[bold red]error:[/] {escape(e.format())}", highlight=False, soft_wrap=True)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/]: finished work is saved; re-run the command to resume")
-            sys.exit(130)
+        from .rundir import Terminated, fs_error, interruptible, signalled
+
+        with interruptible():
+            try:
+                rv = super().invoke(ctx)
+            except RepbenchError as e:
+                _print_error(e)
+                sys.exit(e.exit_code)
+            except KeyboardInterrupt as e:
+                _interrupted(signal.SIGTERM if isinstance(e, Terminated) else signalled())
+            except OSError as e:
+                mapped = fs_error(e, write=e.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT))
+                if mapped is None:
+                    raise
+                _print_error(mapped)
+                sys.exit(mapped.exit_code)
+            if signalled():  # dropped by Python inside a finaliser: the command still reports it
+                _interrupted(signalled())
+            return rv
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -294,15 +322,24 @@ def tune(run_dir: Path, trials, jobs, storage, timeout, trial_timeout, show, wor
     """
     from . import tuning
 
+    if worker:
+        import os
+
+        from .rundir import Terminated
+
+        storage = storage or os.environ.get(tuning.STORAGE_ENV) or None  # handed over off the command line
+        try:
+            rd = _resolve_run(run_dir)
+            tuning.worker(rd, trials or rd.config().tune["trials"], storage=storage, timeout=timeout,
+                          trial_timeout=trial_timeout)
+        except KeyboardInterrupt as e:  # the parent reports the interruption once
+            sys.exit(143 if isinstance(e, Terminated) else 130)
+        return
     rd = _resolve_run(run_dir)
     cfg = rd.config()
     if show:
-        study = tuning.open_study(rd, cfg, storage)
+        study = tuning.show_study(rd, cfg, storage)
         _print_leaderboard(study)
-        return
-    if worker:
-        tuning.worker(rd, trials or cfg.tune["trials"], storage=storage, timeout=timeout,
-                      trial_timeout=trial_timeout)
         return
     t0 = time.perf_counter()
     best = tuning.run_tune(rd, trials, jobs=jobs, storage=storage, timeout=timeout, trial_timeout=trial_timeout,
@@ -321,13 +358,15 @@ def _print_leaderboard(study) -> None:
     rows = leaderboard(study)
     t = Table(title=f"study {study.study_name}")
     params = sorted({k for r in rows for k in r if k.startswith("param.")})
-    for c in ["#", "state", "loss", "length_scale", "regularization", "s"] + [p[6:] for p in params] + ["error"]:
+    cols = ["#", "state", "loss", "length_scale", "regularization", "s", "rung"]
+    for c in cols + [p[6:] for p in params] + ["error"]:
         t.add_column(c)
     for r in rows:
         def f(v):
             return "-" if v is None or v == "" else (f"{v:.4g}" if isinstance(v, float) else str(v))
         t.add_row(str(r["number"]), r["state"], f(r["loss"]), f(r["length_scale"]), f(r["regularization"]),
-                  f(r["duration_s"]), *(f(r.get(p)) for p in params), (r["error"] or "")[:60])
+                  f(r["duration_s"]), f(r.get("rung")), *(f(r.get(p)) for p in params),
+                  escape((r["error"] or "")[:60]))
     console.print(t)
 
 
@@ -335,21 +374,32 @@ def _print_leaderboard(study) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--no-plot", is_flag=True, help="Do not draw plots/learning_curve.png|svg.")
-def curve(run_dir: Path, no_plot: bool) -> None:
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run the missing points as Dask tasks (one per draw): a scheduler address such as "
+                   "tcp://host:8786, or local[:N] for N worker processes here.  Workers must see the run "
+                   "directory (shared filesystem); results are written here, as a local run writes them.  "
+                   "Needs pip install 'repbench[dask]'; see docs/dask.md.")
+def curve(run_dir: Path, no_plot: bool, scheduler: str | None) -> None:
     """Learning curve: refine KRR, fit and predict the test set at each training size and draw.
 
     Uses tune/best.yaml when present (else the config's fixed values).  Resumable per (size, draw);
-    writes RUN_DIR/curve.yaml and RUN_DIR/plots/learning_curve.png|svg.
+    writes RUN_DIR/curve.yaml, per-structure test predictions (curve/*.predictions.npz, for
+    `repbench compare`) and RUN_DIR/plots/learning_curve.png|svg, plus a calibration plot of the predictive
+    standard deviation.
     """
-    from .curve import run_curve
+    from .curve import calibration_data, run_curve
 
     rd = _resolve_run(run_dir)
-    doc = run_curve(rd, console=console)
+    doc = run_curve(rd, console=console, scheduler=scheduler)
     files = []
     if not no_plot:
         from . import plots
 
         files = plots.learning_curves([doc], rd.learning_curve_plot)
+        cal = calibration_data(rd, doc)
+        if cal:
+            files += plots.calibration({doc["run"]: cal}, rd.plots / "calibration",
+                                       f"{doc['run']}: {doc['test_set'].get('strategy', 'random')} split")
     last = doc["sizes"][-1]
     console.print(f"[green]curve[/] {rd.path}: MAE at {last['size']} = {last['mean_report']['mae']:.4g} ± "
                   f"{last['std_report']['mae']:.2g} {doc['report_unit']} -> {rd.curve_yaml}"
@@ -383,12 +433,17 @@ def time_cmd(run_dir: Path) -> None:
 @click.option("--metric", type=click.Choice(["mae", "rmse", "maxae"]), default="mae", show_default=True)
 @click.option("--plots", "plot_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also draw learning_curves and error_vs_cost figures (PNG+SVG) into this folder.")
-def report(run_dirs, fmt, metric, plot_dir) -> None:
+@click.option("--compare", "paired", is_flag=True,
+              help="Paired differences with bootstrap intervals instead (same as `repbench compare`).")
+def report(run_dirs, fmt, metric, plot_dir, paired) -> None:
     """Compare runs: error at each training size, time per structure, kernel time."""
     from . import report as rep
 
     from .migrate import open_run
 
+    if paired:
+        _compare(run_dirs, fmt, "rmse" if metric == "rmse" else "mae", 2000, 0)
+        return
     paths = [open_run(p).path for p in run_dirs]
     records = rep.collect(paths)
     if fmt == "table":
@@ -400,39 +455,89 @@ def report(run_dirs, fmt, metric, plot_dir) -> None:
         err_console.print("plots: " + ", ".join(str(f) for f in files))
 
 
+@main.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--metric", type=click.Choice(["mae", "rmse"]), default="mae", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "yaml", "csv", "markdown"]), default="table",
+              show_default=True)
+@click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True,
+              help="Bootstrap resamples (test structures and draws, with replacement).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+def compare_cmd(run_dirs, metric, fmt, resamples, seed) -> None:
+    """Paired comparison of runs on the same test set and training draws.
+
+    For every pair of runs and training size: the difference of their test errors (A - B, pooled over
+    draws and test structures) with a 95% bootstrap interval; "resolved" when it excludes zero.  Runs
+    prepared for different data (dataset, splits, seed) are refused: their test sets differ.
+    """
+    _compare(run_dirs, fmt, metric, resamples, seed)
+
+
+def _compare(run_dirs, fmt: str, metric: str, resamples: int, seed: int) -> None:
+    from . import compare as cmp
+    from .migrate import open_run
+
+    rows = cmp.compare([open_run(p).path for p in run_dirs], metric=metric, n_boot=resamples, seed=seed)
+    if fmt == "table":
+        console.print(cmp.rich_table(rows))
+    else:
+        click.echo(cmp.render(rows, fmt), nl=False)
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run directory [default: runs/<config name>].")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Tune worker processes.")
-def run(config: Path, run_dir: Path | None, jobs: int) -> None:
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Compute the learning curve on a Dask cluster (see `repbench curve --help`).")
+def run(config: Path, run_dir: Path | None, jobs: int, scheduler: str | None) -> None:
     """prepare + tune (if the config has search spaces) + curve + time + report, in one go.
 
-    Every stage resumes: re-running after an interruption finishes only what is missing.
+    Every stage resumes: re-running after an interruption finishes only what is missing.  Each stage's
+    own wall time is printed and recorded in run.yaml (status.<stage>.seconds).
     """
     from . import plots
     from . import report as rep
-    from .curve import run_curve
+    from .curve import calibration_data, run_curve
     from .prepare import prepare as do_prepare
     from .timing import run_time
     from .tuning import run_tune
 
-    t0 = time.perf_counter()
+    t0 = t = time.perf_counter()
+
+    def lap() -> float:
+        nonlocal t
+        now = time.perf_counter()
+        dt, t = now - t, now
+        return dt
+
     rd, what = do_prepare(config, run_dir)
     cfg = rd.config()
     console.rule(f"[bold]repbench run[/] {rd.path}")
-    console.print(f"prepare: {what} ({time.perf_counter() - t0:.1f} s)")
+    console.print(f"prepare: {what} ({lap():.1f} s)")
     if what == "updated":
         console.print(_update_note(rd))
     if cfg.has_search_space:
         best = run_tune(rd, jobs=jobs, console=console)
+        dt = lap()
+        rd.record_seconds("tune", dt)
         console.print(f"tune: best loss {best['loss']:.5g} {best['loss_unit']} (trial {best['trial']}) "
-                      f"({time.perf_counter() - t0:.0f} s)")
-    doc = run_curve(rd, console=console)
+                      f"({dt:.0f} s)")
+    doc = run_curve(rd, console=console, scheduler=scheduler)
     plots.learning_curves([doc], rd.learning_curve_plot)
-    console.print(f"curve: done ({time.perf_counter() - t0:.0f} s)")
+    cal = calibration_data(rd, doc)
+    if cal:
+        plots.calibration({doc["run"]: cal}, rd.plots / "calibration",
+                          f"{doc['run']}: {doc['test_set'].get('strategy', 'random')} split")
+    dt = lap()
+    rd.record_seconds("curve", dt)
+    console.print(f"curve: done ({dt:.0f} s)")
     timed = run_time(rd, console=console, only_missing=True)
-    console.print(f"time: {'done' if timed else 'up to date'} ({time.perf_counter() - t0:.0f} s)")
+    dt = lap()
+    if timed:
+        rd.record_seconds("time", dt)
+    console.print(f"time: {'done' if timed else 'up to date'} ({dt:.0f} s)")
     records = rep.collect([rd.path])
     console.print(rep.rich_table(records))
     files = rep.plot(records, rd.plots)

@@ -13,6 +13,8 @@ kernel and KRR parameters may be *search-space leaves* (``{loguniform: [lo, hi]}
 from __future__ import annotations
 
 import copy
+import math
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -23,13 +25,15 @@ import yaml
 from . import space
 from .canonical import canonical_hash, freeze, thaw
 from .baselines import BASELINE_KINDS
-from .errors import ConfigError
+from .errors import ConfigError, short
 from .models.kernel import kernel_names
 
 SECTIONS = ("name", "seed", "dataset", "splits", "representation", "kernel", "regressor", "krr", "tune",
             "curve", "time")
 
 PER = ("structure", "atom", "cation")
+SPLIT_STRATEGIES = ("random", "group", "size")
+PRUNERS = ("successive_halving", "hyperband", "none")
 LOSSES = ("rmse", "mae")
 DTYPES = ("float64", "float32")
 
@@ -45,6 +49,21 @@ EXECUTION_KEYS: dict[str, tuple[str, ...]] = {
 DATA_SECTIONS = ("seed", "dataset", "splits")
 
 _MISSING = object()
+
+#: Largest config file read (bytes), most YAML nodes it may expand to (aliases counted every time they are
+#: used: a "billion laughs" alias bomb is refused before it is built) and deepest nesting.
+MAX_CONFIG_BYTES = 2**20
+MAX_CONFIG_NODES = 100_000
+MAX_CONFIG_DEPTH = 64
+#: Largest seed: optuna's sampler seeds numpy's legacy generator, which takes 32 bits.
+MAX_SEED = 2**32 - 1
+#: Longest run name (bytes in UTF-8): it names the run directory and the study, and temporary names add
+#: about 70 bytes to it within the 255-byte file-name limit.
+MAX_NAME_BYTES = 128
+#: log2 limits of the KRR search (``krr.ls_bounds``, ``krr.reg_bounds``, ``krr.reg_start``) and of fixed
+#: values (``krr.length_scale``, ``krr.regularization``): beyond 2^+-100, squares of length scales and
+#: kernel sums leave double precision (a length scale of 1e-300 gives NaN kernels).
+LOG2_LIMIT = 100
 
 
 # --------------------------------------------------------------------------- small typed field checker
@@ -79,8 +98,13 @@ class _Checker:
             return None
         if allow_leaf and space.is_leaf(v):
             space.check_leaf(v, self.key(k), self.file)
-            for end in space.leaf_ends(v):  # every value the search can reach must be valid
-                check_value(end, types, self.key(k), self.file, choices=choices, lo=lo, hi=hi, lo_open=lo_open)
+            for end in space.probe_values(v):  # every value the search can reach must be valid
+                try:
+                    check_value(end, types, self.key(k), self.file, choices=choices, lo=lo, hi=hi,
+                                lo_open=lo_open)
+                except ConfigError as e:
+                    raise ConfigError(f"{e.message}, a value the search-space leaf {short(v)} reaches",
+                                      where=e.where, hint=e.hint) from None
             return v
         return check_value(v, types, self.key(k), self.file, choices=choices, lo=lo, hi=hi, lo_open=lo_open)
 
@@ -115,10 +139,11 @@ def check_value(v, types, key: str, file: str, *, choices=None, lo=None, hi=None
     if not ok and float in t and isinstance(v, int) and not isinstance(v, bool):
         v, ok = float(v), True
     if not ok:
-        raise ConfigError(f"{key}: wrong type: got {_tname(v)} {v!r}", where=file,
+        raise ConfigError(f"{key}: wrong type: got {_tname(v)} {short(v)}", where=file,
                           hint=_allowed(types, choices, lo, hi))
     if choices is not None and v not in choices:
-        raise ConfigError(f"{key}: {v!r} is not allowed", where=file, hint=_allowed(types, choices, None, None))
+        raise ConfigError(f"{key}: {short(v)} is not allowed", where=file,
+                          hint=_allowed(types, choices, None, None))
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         if v != v or v in (float("inf"), float("-inf")):
             raise ConfigError(f"{key}: must be finite, got {v}", where=file)
@@ -194,9 +219,11 @@ class Config:
         what decides a trial's loss (the KRR refinement settings, the tuning loss)."""
         d = self.results_dict()
         krr = {k: v for k, v in d["krr"].items() if k not in ("length_scale", "regularization", "refine")}
-        return canonical_hash({"data": self.data_hash(), "representation": d["representation"],
-                               "kernel": d["kernel"], "regressor": d["regressor"], "krr": krr,
-                               "loss": d["tune"]["loss"]})
+        scope = {"data": self.data_hash(), "representation": d["representation"], "kernel": d["kernel"],
+                 "regressor": d["regressor"], "krr": krr, "loss": d["tune"]["loss"]}
+        # multi-fidelity settings decide which trials complete and what their loss is
+        scope.update({k: d["tune"][k] for k in ("fidelity", "pruner", "kernel_dtype") if k in d["tune"]})
+        return canonical_hash(scope)
 
     def hash(self) -> str:
         """Hash of everything that determines results: all sections but ``name`` and the execution context
@@ -234,43 +261,164 @@ def _diff(a, b, path: str) -> list[str]:
     return [] if a == b else [path]
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate a YAML config file."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError("config file not found", where=str(path), hint="check the path")
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader; :func:`parse_yaml` checks the composed nodes before anything is built."""
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [x for kv in node.value for x in kv]
+    return []
+
+
+def _check_nodes(root, loader: yaml.SafeLoader, file: str) -> None:
+    """Refuse a YAML document that repeats a key in a mapping, refers to itself (a recursive alias),
+    expands to more than :data:`MAX_CONFIG_NODES` nodes or nests deeper than :data:`MAX_CONFIG_DEPTH`.
+
+    Works on the composed node graph, where an alias is a shared node: sizes are counted with every use
+    of an alias (memoised per node), so an alias bomb is measured without being expanded.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool, str]] = [(root, False, "")]
+    while stack:
+        node, done, path = stack.pop()
+        k = id(node)
+        ch = _children(node)
+        if done:
+            on_path.discard(k)
+            size[k] = 1 + sum(size[id(c)] for c in ch)
+            depth[k] = 1 + max((depth[id(c)] for c in ch), default=0)
+            line = node.start_mark.line + 1
+            if size[k] > MAX_CONFIG_NODES:
+                raise ConfigError(f"{path or 'the document'}: YAML aliases expand to more than "
+                                  f"{MAX_CONFIG_NODES} values", where=f"{file}:{line}",
+                                  hint="a config is a few dozen keys; do not nest aliases (&name / *name)")
+            if depth[k] > MAX_CONFIG_DEPTH:
+                raise ConfigError(f"{path or 'the document'}: nested more than {MAX_CONFIG_DEPTH} levels "
+                                  "deep",
+                                  where=f"{file}:{line}", hint="see configs/quickstart.yaml")
+            continue
+        if k in size:
+            continue
+        if k in on_path:
+            raise ConfigError(f"{path or 'the document'}: a YAML alias refers to a value that contains it",
+                              where=f"{file}:{node.start_mark.line + 1}", hint="remove the recursive alias")
+        on_path.add(k)
+        stack.append((node, True, path))
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, value_node in node.value:
+                kname = ""
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    key = loader.construct_object(key_node, deep=True)
+                    kname = str(key)
+                    try:
+                        first = seen.get(key)
+                    except TypeError:
+                        first = None
+                    line = key_node.start_mark.line + 1
+                    if first is not None:
+                        keypath = f"{path}.{kname}" if path else kname
+                        raise ConfigError(f"{keypath}: duplicate key (given on line {first} and again on "
+                                          f"line {line})", where=f"{file}:{line}",
+                                          hint="remove one of them: YAML would silently keep only the last")
+                    with_hash = True
+                    try:
+                        hash(key)
+                    except TypeError:
+                        with_hash = False
+                    if with_hash:
+                        seen[key] = line
+                child_path = (f"{path}.{kname}" if path else kname) if kname else path
+                for c, cp in ((key_node, path), (value_node, child_path)):
+                    if id(c) in on_path:
+                        raise ConfigError(f"{cp or 'the document'}: a YAML alias refers to a value that "
+                                          "contains it", where=f"{file}:{c.start_mark.line + 1}",
+                                          hint="remove the recursive alias")
+                    if id(c) not in size:
+                        stack.append((c, False, cp))
+        else:
+            for i, c in enumerate(ch):
+                if id(c) in on_path:
+                    raise ConfigError(f"{path or 'the document'}: a YAML alias refers to a value that "
+                                      "contains it", where=f"{file}:{c.start_mark.line + 1}",
+                                      hint="remove the recursive alias")
+                if id(c) not in size:
+                    stack.append((c, False, f"{path}[{i}]"))
+
+
+def parse_yaml(text: str, file: str) -> Any:
+    """The YAML document in ``text``, checked by :func:`_check_nodes` before it is built; malformed YAML
+    raises :class:`ConfigError` naming ``file`` and the line."""
+    loader = _ConfigLoader(text)
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config: {e}", where=str(path),
-                          hint="a config is a UTF-8 text file in YAML; see configs/quickstart.yaml") from None
-    try:
-        data = yaml.safe_load(text)
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ConfigError(f"nested more than {MAX_CONFIG_DEPTH} levels deep", where=file,
+                              hint="see configs/quickstart.yaml") from None
+        if node is None:
+            return None
+        _check_nodes(node, loader, file)
+        return loader.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"malformed YAML: {problem}", where=where,
                           hint="check indentation and quoting") from None
+    finally:
+        loader.dispose()
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a YAML config file.
+
+    The file must be a regular file of at most :data:`MAX_CONFIG_BYTES` (a FIFO or a device is refused
+    before it is read), and its YAML is checked before it is built (:func:`parse_yaml`: no duplicate keys,
+    no alias bombs).  Every combination of search-space values is validated when there are at most
+    :data:`repbench.space.MAX_PROBES` of them (:func:`repbench.space.probes`).
+    """
+    from .datasets import read_bytes
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError("config file not found", where=str(path), hint="check the path")
+    raw = read_bytes(path, MAX_CONFIG_BYTES, error=ConfigError, what="config file",
+                     hint="a config is a small YAML text file; see configs/quickstart.yaml")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot read config: {e}", where=str(path),
+                          hint="a config is a UTF-8 text file in YAML; see configs/quickstart.yaml") from None
+    data = parse_yaml(text, str(path))
     if data is None:
         raise ConfigError("config file is empty", where=str(path), hint="see configs/quickstart.yaml")
     data.setdefault("name", path.stem) if isinstance(data, dict) else None
-    return from_dict(data, str(path))
+    return from_dict(data, str(path), probe_combinations=True)
 
 
-def from_dict(data: dict, file: str = "<config>") -> Config:
-    """Validate a config given as a plain dict."""
+def from_dict(data: dict, file: str = "<config>", *, probe_combinations: bool = False) -> Config:
+    """Validate a config given as a plain dict.
+
+    Every value a search-space leaf can reach is validated (ends, every option, an interior point of a
+    continuous range).  ``probe_combinations``: also combinations of several leaves' values
+    (:func:`repbench.space.probes`; :func:`load` does this, once, when a config file is read).
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"the config must be a mapping of sections, got {_tname(data)}", where=file,
                           hint="see configs/quickstart.yaml")
     top = _Checker(data, "", file)
     name = top.get("name", str, "run")
-    if not name or any(c in name for c in "/\\\0") or name in (".", ".."):
-        top.fail("name", f"{name!r} is not a valid run name", hint="letters, digits, '-', '_' and '.'")
-    seed = top.get("seed", int, 0, lo=0)
+    _check_name(name, top)
+    seed = top.get("seed", int, 0, lo=0, hi=MAX_SEED)
     ds = _dataset(top.get("dataset", dict), file)
     sp = _splits(top.get("splits", dict, {}), file)
-    rep = _representation(top.get("representation", dict), file, ds)
+    rep = _representation(top.get("representation", dict), file, ds, probe_combinations)
     local = _is_local(rep)
     ker = _kernel(top.get("kernel", dict, {}), file, local)
     reg = _regressor(top.get("regressor", (str, dict), "krr"), file)
@@ -283,6 +431,35 @@ def from_dict(data: dict, file: str = "<config>") -> Config:
                   representation=freeze(rep), kernel=freeze(ker), regressor=freeze(reg), krr=freeze(krr),
                   tune=freeze(tune),
                   curve=freeze(curve), time=freeze(tim))
+
+
+def _check_name(name: str, top: "_Checker") -> None:
+    """A run name names a folder and a study: no path separators, no control or format characters (a
+    newline, an escape sequence, a right-to-left override), and short enough for a file name."""
+    if not name or any(c in name for c in "/\\\0") or name in (".", ".."):
+        top.fail("name", f"{short(name)} is not a valid run name", hint="letters, digits, '-', '_' and '.'")
+    bad = next((c for c in name if unicodedata.category(c)[0] == "C"), None)
+    if bad is not None:
+        top.fail("name", f"{short(name)} holds the control character {bad!r}",
+                 hint="letters, digits, '-', '_' and '.'")
+    n = len(name.encode("utf-8", "surrogatepass"))
+    if n > MAX_NAME_BYTES:
+        top.fail("name", f"the run name is {n} bytes long, more than {MAX_NAME_BYTES}",
+                 hint="a run name names a folder: use a short name")
+
+
+def check_concrete(representation: Any, kernel: Any, file: str) -> None:
+    """Raise :class:`ConfigError` unless ``representation`` and ``kernel`` are valid, concrete (leaf-free)
+    config sections, as a tuning result must hold (``tune/best.yaml``); nothing is returned: the
+    values themselves (which the model hash covers) are used as stored."""
+    leaves = space.find_leaves({"representation": representation, "kernel": kernel})
+    if leaves:
+        raise ConfigError(f"{leaves[0][0]}: a search-space leaf where a concrete value belongs", where=file,
+                          hint="a tuning result holds the concrete values of one trial")
+    if not isinstance(kernel, dict):
+        raise ConfigError(f"kernel: must be a mapping, got {_tname(kernel)}", where=file)
+    rep = _representation(representation, file, None)
+    _kernel(kernel, file, _is_local(rep))
 
 
 def _is_local(rep: dict) -> bool:
@@ -336,6 +513,28 @@ def _splits(data, file) -> dict:
         "inner_folds": c.get("inner_folds", int, 3, lo=1, hi=20),
         "inner_val_fraction": c.get("inner_val_fraction", float, 0.2, lo=0.01, hi=0.9),
     }
+    strategy = c.get("strategy", str, "random", choices=SPLIT_STRATEGIES)
+    # keys of the other strategies are only written when used, so that configs of the random strategy
+    # keep their hashes (and the results made with them stay valid)
+    if strategy == "group":
+        out["strategy"] = strategy
+        out["group_by"] = c.get("group_by", str)
+        out["test_groups"] = c.get("test_groups", list, None, nullable=True)
+        out["holdout_groups"] = c.get("holdout_groups", int, 1, lo=1)
+        if out["test_groups"] is not None:
+            if not out["test_groups"]:
+                c.fail("splits.test_groups", "must name at least one group", hint="e.g. [\"12\", \"33\"]")
+            out["test_groups"] = [str(g) for g in out["test_groups"]]
+    elif strategy == "size":
+        out["strategy"] = strategy
+        out["size_by"] = c.get("size_by", str, "heavy_atoms", choices=("atoms", "heavy_atoms"))
+        out["max_train_size"] = c.get("max_train_size", int, lo=1)
+    for key in ("group_by", "test_groups", "holdout_groups", "size_by", "max_train_size"):
+        if key in c.data and key not in out:
+            c.fail(f"splits.{key}", f"does not apply to splits.strategy {strategy!r}",
+                   hint="group_by, test_groups, holdout_groups: strategy group; size_by, max_train_size: "
+                        "strategy size")
+        c.used.add(key)
     c.done()
     sizes = out["train_sizes"]
     if not sizes:
@@ -353,7 +552,7 @@ def _dataset_names() -> list[str]:
     return READERS.names()
 
 
-def _representation(data, file, ds) -> dict:
+def _representation(data, file, ds, probe_combinations: bool = False) -> dict:
     from .representations import REPRESENTATIONS as REGISTRY
     from .representations.base import validating_config
 
@@ -375,12 +574,18 @@ def _representation(data, file, ds) -> dict:
         space.check_leaf(leaf, path, file)
     validated = None
     folder = Path(file).parent if file not in ("<config>", "") else None
-    for inst in space.extremes(params):
+    leaves = space.find_leaves(params)
+    instances = (space.probes(params) if probe_combinations
+                 else space.probes(params, max_probes=0))  # each leaf's values alone
+    for n, inst in enumerate(instances):
         try:
             with validating_config(folder):
                 v = cls.validate(copy.deepcopy(inst), where)
         except ConfigError as e:
             msg = f"{e.where}: {e.message}" if e.where else e.message
+            if n and leaves:
+                reached = ", ".join(f"{where}.{p} = {short(_at(inst, p))}" for p, _ in leaves)
+                msg += f" (with {reached}, values the search space reaches)"
             raise ConfigError(msg, where=file, hint=e.hint) from None
         if validated is None:
             validated = v
@@ -390,6 +595,12 @@ def _representation(data, file, ds) -> dict:
         merged.update(params)
         return {kind: merged}
     return {kind: validated}
+
+
+def _at(obj: Any, path: str) -> Any:
+    for part in space._split_path(path):
+        obj = obj[part]
+    return obj
 
 
 def _regressor(data, file) -> dict:
@@ -407,6 +618,10 @@ def _regressor(data, file) -> dict:
         raise ConfigError(f"regressor: unknown regressor {name!r}", where=file,
                           hint="allowed: " + ", ".join(REGRESSORS.names()))
     cls = REGRESSORS.get_component(name, file=file)
+    leaves = space.find_leaves(params, f"regressor.{name}")
+    if leaves:  # only representation and kernel are searched: a leaf here would reach the regressor as is
+        raise ConfigError(f"{leaves[0][0]}: a search-space leaf, but `tune` searches only the representation "
+                          "and kernel sections", where=file, hint="give a fixed value")
     try:
         return {name: cls.validate(params, f"regressor.{name}")}
     except ConfigError as e:
@@ -432,6 +647,7 @@ def _kernel(data, file, local: bool) -> dict:
 def _krr(data, file, ds, ker) -> dict:
     c = _Checker(data, "krr", file)
     default_baseline = "dressed_atoms"
+    lim = 2.0 ** LOG2_LIMIT
     out = {
         "baseline": c.get("baseline", str, default_baseline, choices=BASELINE_KINDS),
         "length_scale": c.get("length_scale", float, None, lo=0.0, lo_open=True, nullable=True),
@@ -439,16 +655,43 @@ def _krr(data, file, ds, ker) -> dict:
         "refine": c.get("refine", bool, True),
         "ls_bounds": c.get("ls_bounds", list, [-20, 20]),
         "reg_bounds": c.get("reg_bounds", list, [-40, 0]),
-        "reg_start": c.get("reg_start", float, -20.0),
+        "reg_start": c.get("reg_start", float, -20.0, lo=-LOG2_LIMIT, hi=LOG2_LIMIT),
         "loss": c.get("loss", str, "rmse", choices=LOSSES),
     }
+    # walk control of the refinement (written only when set, so that other configs keep their hashes)
+    flat = c.get("flat_tol", float, None, lo=0.0, hi=0.5, nullable=True)
+    if flat is not None:
+        out["flat_tol"] = flat
+    look = c.get("lookahead", int, None, lo=1, hi=16, nullable=True)
+    if look is not None:
+        out["lookahead"] = look
     c.done()
+    for k in ("length_scale", "regularization"):
+        v = out[k]
+        if v is not None and not 1 / lim <= v <= lim:
+            c.fail(f"krr.{k}", f"{v} is out of range", hint=f"expected a number in [2^-{LOG2_LIMIT}, "
+                   f"2^{LOG2_LIMIT}] (about 1e-30 to 1e30)")
     for k in ("ls_bounds", "reg_bounds"):
         b = out[k]
+        eg = [-20, 20] if k == "ls_bounds" else [-40, 0]
         if len(b) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in b) \
-                or b[0] >= b[1]:
-            c.fail(f"krr.{k}", f"must be [low, high] log2 exponents with low < high, got {b}",
-                   hint=f"e.g. {[-20, 20] if k == 'ls_bounds' else [-40, 0]}")
+                or not all(math.isfinite(x) for x in b) or b[0] >= b[1]:
+            c.fail(f"krr.{k}", f"must be [low, high] finite log2 exponents with low < high, got {short(b)}",
+                   hint=f"e.g. {eg}")
+        if b[0] < -LOG2_LIMIT or b[1] > LOG2_LIMIT:
+            c.fail(f"krr.{k}", f"{short(b)} is out of range", hint=f"log2 exponents within "
+                   f"[-{LOG2_LIMIT}, {LOG2_LIMIT}], e.g. {eg}")
+    # the refinement walks log2 grids of step 1: the length-scale grid starts at the data's median
+    # distance, so its bounds must span a step; the regularisation grid is aligned to reg_start
+    if out["ls_bounds"][1] - out["ls_bounds"][0] < 1:
+        c.fail("krr.ls_bounds", f"{short(out['ls_bounds'])} spans less than one grid step (1 in log2)",
+               hint="e.g. [-20, 20]")
+    lo, hi = out["reg_bounds"]
+    r0 = out["reg_start"]
+    if math.floor(hi - r0 + 1e-9) < math.ceil(lo - r0 - 1e-9):
+        c.fail("krr.reg_bounds", f"{short(out['reg_bounds'])} holds no point of the regularisation grid "
+               f"(reg_start {r0} + whole numbers)", hint="widen the bounds to span at least 1, or move "
+               "krr.reg_start")
     if not out["refine"] and (out["length_scale"] is None and ker.get("atom_kernel") != "polynomial"
                               or out["regularization"] is None):
         c.fail("krr.refine", "is false, so krr.length_scale and krr.regularization must be given",
@@ -465,6 +708,24 @@ def _tune(data, file) -> dict:
         "trial_timeout": c.get("trial_timeout", float, None, lo=0.0, lo_open=True, nullable=True),
         "n_startup_trials": c.get("n_startup_trials", int, 10, lo=0),
     }
+    # multi-fidelity tuning (written only when set, so that other configs keep their hashes)
+    fid = c.get("fidelity", list, None, nullable=True)
+    if fid is not None:
+        if not fid:
+            c.fail("tune.fidelity", "must list at least one training-set size", hint="e.g. [100, 200]")
+        for i, r in enumerate(fid):
+            check_value(r, int, f"tune.fidelity[{i}]", file, lo=2)
+        if sorted(set(fid)) != list(fid):
+            c.fail("tune.fidelity", f"must be strictly increasing, got {fid}", hint="e.g. [100, 200, 400]")
+        out["fidelity"] = list(fid)
+        out["pruner"] = c.get("pruner", str, "successive_halving", choices=PRUNERS)
+    elif "pruner" in c.data:
+        c.fail("tune.pruner", "needs tune.fidelity (the training-set sizes of the rungs)",
+               hint="e.g. fidelity: [100, 200] with pruner: successive_halving")
+    c.used.add("pruner")
+    kd = c.get("kernel_dtype", str, None, choices=DTYPES, nullable=True)
+    if kd is not None:
+        out["kernel_dtype"] = kd
     c.done()
     return out
 

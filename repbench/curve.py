@@ -17,19 +17,25 @@ import time
 import numpy as np
 
 from .config import Config, thaw
-from .documents import CurvePoint, read_point, write_curve, write_point
+from .documents import CurvePoint, read_point, read_predictions, write_curve, write_point, write_predictions
+from .execution import blas_threads, run_tasks, same_blas_threads
 from .errors import ConfigError
 from .models.model import Model
 from .models.resolve import resolve_model
-from .rundir import RunDir, clean_stale_tmp, lock
-from .workspace import Workspace, positions_in
+from .rundir import RunDir, clean_stale_tmp, stage_lock
+from .progress import progress_lines
+from .workspace import Workspace, positions_in, take_features
 
 log = logging.getLogger("repbench")
 
 
-def run_curve(run: RunDir, *, progress: bool = True, console=None) -> dict:
-    """Compute the missing learning-curve points and write curve.yaml."""
-    with lock(run.path, "curve"):
+def run_curve(run: RunDir, *, progress: bool = True, console=None, scheduler: str | None = None) -> dict:
+    """Compute the missing learning-curve points and write curve.yaml.
+
+    scheduler: None (this process) or a Dask scheduler address (:mod:`repbench.execution`): each draw's
+    missing points become one task; this process writes every result, exactly as a local run does.
+    """
+    with stage_lock(run.path, "curve"):  # shared run-directory lock + the curve lock
         cfg = run.config()
         clean_stale_tmp(run.path)  # temporary files of killed writers
         ws = Workspace(run, cfg, progress=progress)
@@ -40,66 +46,156 @@ def run_curve(run: RunDir, *, progress: bool = True, console=None) -> dict:
         points = {(s, d): read_point(run, s, d, mhash) for d in range(draws) for s in sizes}
         todo = [k for k, p in points.items() if p is None]
         if todo:
-            points.update(_compute_points(run, cfg, ws, model, mhash, todo, progress, console))
+            points.update(_compute_points(run, cfg, ws, model, mhash, todo, progress, console, scheduler))
+        for w in warnings_for(cfg, points):
+            log.warning("curve: %s", w)
         doc = aggregate(cfg, ws, model, mhash, points)
         write_curve(run, doc)
         run.update_status("curve", "done", points=len(sizes) * draws)
         return doc
 
 
-def _compute_points(run: RunDir, cfg: Config, ws: Workspace, model: Model, mhash: str, todo, progress,
-                    console) -> dict:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+#: condition number of K + reg I above which float64 leaves fewer than about four correct digits
+ILL_CONDITIONED = 1e12
 
+
+def _draw_points(ws: Workspace, model: Model, mhash: str, draw: int, sizes_todo: list[int],
+                 feats=None, universe=None, on_point=None) -> list[tuple[CurvePoint, dict]]:
+    """Compute the points (size, ``draw``) for ``sizes_todo``: (point, predictions) pairs.
+
+    The kernels of the draw's largest training set (train x train, test x train) are computed once and
+    sliced for every smaller size.  Pure computation on the workspace's caches: the caller writes the
+    results (locally, or as the client of a Dask cluster).
+    """
+    cfg = ws.cfg
     poly = not model.has_length_scale
-    done = {}
     sizes = sorted(ws.splits.train)
     big = sizes[-1]
     test = ws.splits.test
-    draws_needed = sorted({d for _, d in todo})
-    # one representation computation for every structure the curve needs
-    universe = np.unique(np.concatenate([test] + [ws.splits.train[big][d] for d in draws_needed]))
-    feats = ws.features(model.representation, universe)
+    train_big = ws.splits.train[big][draw]
+    if feats is None:
+        universe = np.unique(np.concatenate([test, train_big]))
+        feats = ws.features(model.representation, universe)
     krr_cfg = dict(thaw(cfg.krr))
+    bank_tt = ws.model_bank(model, train_big, features=feats, features_index=universe)
+    bank_te = ws.model_bank(model, test, train_big, features=feats, features_index=universe)
+    test_feats = take_features(feats, positions_in(universe, test))
+    diag: dict[float, np.ndarray] = {}
+    out = []
+    for s in sizes:
+        if s not in sizes_todo:
+            continue
+        t0 = time.perf_counter()
+        tr = ws.splits.train[s][draw]
+        pos = positions_in(train_big, tr)
+        view = bank_tt.view(pos)
+        folds = ws.splits.inner[s][draw]
+        refine_loss, at_bound = None, []
+        if cfg.curve["refine"] and cfg.krr["refine"] and folds:
+            res = ws.refine(model, view, tr, folds, krr_cfg, ls_start=model.length_scale)
+            ls, reg, refine_loss, at_bound = res.ls, res.reg, float(res.loss), list(res.at_bound)
+        else:
+            ls, reg = model.length_scale, model.regularization
+            if (ls is None and not poly) or reg is None:
+                raise ConfigError("curve.refine is off but no KRR values are known",
+                                  where=cfg.file, hint="set krr.length_scale and krr.regularization")
+        key = model.kernel_key(ls)
+        K_tr = view.get([key])[key]
+        K_te = bank_te.get([key])[key][:, pos]
+        if key not in diag and model.regressor_class.has_std:
+            diag[key] = ws.self_kernel(model, test_feats, ls)
+        pred, std, fitted = ws.fit_predict_std(model, K_tr, K_te, tr, test, float(reg), diag.get(key))
+        m, mr = ws.metrics(test, pred)
+        unc = ws.uncertainty(test, pred, std) if std is not None else None
+        point = CurvePoint(model_hash=mhash, size=int(s), draw=int(draw), n_test=int(len(test)),
+                           length_scale=None if poly else float(ls), regularization=float(reg),
+                           refine_loss=refine_loss, metrics=m, metrics_report=mr,
+                           seconds=time.perf_counter() - t0, at_bound=at_bound,
+                           condition=getattr(fitted, "condition_", None), uncertainty=unc)
+        preds = {"test": test, "y": ws.y[test], "pred": pred,
+                 "std": std if std is not None else np.full(len(test), np.nan)}
+        if on_point is not None:
+            on_point(point, preds)
+        out.append((point, preds))
+    return out
+
+
+def draw_task(run_path: str, model: Model, mhash: str, draw: int, sizes_todo: list[int],
+              threads: int | None = None) -> list:
+    """One draw's missing points, computed where this runs (a Dask worker): it opens the run directory
+    by its path (a shared filesystem) and returns the results for the client to write.  ``threads``: the
+    client's BLAS thread count, so that factorisations round as in a local run."""
+    with same_blas_threads(threads):
+        ws = Workspace(RunDir(run_path), progress=False)
+        return _draw_points(ws, model, mhash, draw, sizes_todo)
+
+
+def _compute_points(run: RunDir, cfg: Config, ws: Workspace, model: Model, mhash: str, todo, progress,
+                    console, scheduler: str | None = None) -> dict:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    done: dict = {}
+    draws_needed = sorted({d for _, d in todo})
+
+    def write(point: CurvePoint, preds: dict) -> None:
+        # predictions first: a finished point always has them
+        write_predictions(run, point.size, point.draw, mhash, preds)
+        write_point(run, point)
+        done[(point.size, point.draw)] = point
+
     with Progress(TextColumn("[bold]curve[/]"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   disable=not progress) as prog:
         task = prog.add_task("", total=len(todo))
-        for d in draws_needed:
-            train_big = ws.splits.train[big][d]
-            bank_tt = ws.model_bank(model, train_big, features=feats, features_index=universe)
-            bank_te = ws.model_bank(model, test, train_big, features=feats, features_index=universe)
-            for s in sizes:
-                if (s, d) not in todo:
-                    continue
-                prog.update(task, description=f"size {s} draw {d}")
-                t0 = time.perf_counter()
-                tr = ws.splits.train[s][d]
-                pos = positions_in(train_big, tr)
-                view = bank_tt.view(pos)
-                folds = ws.splits.inner[s][d]
-                refine_loss, at_bound = None, []
-                if cfg.curve["refine"] and cfg.krr["refine"] and folds:
-                    res = ws.refine(model, view, tr, folds, krr_cfg, ls_start=model.length_scale)
-                    ls, reg, refine_loss, at_bound = res.ls, res.reg, float(res.loss), list(res.at_bound)
-                else:
-                    ls, reg = model.length_scale, model.regularization
-                    if (ls is None and not poly) or reg is None:
-                        raise ConfigError("curve.refine is off but no KRR values are known",
-                                          where=cfg.file, hint="set krr.length_scale and krr.regularization")
-                key = model.kernel_key(ls)
-                K_tr = view.get([key])[key]
-                K_te = bank_te.get([key])[key][:, pos]
-                pred = ws.fit_predict(model, K_tr, K_te, tr, test, float(reg))
-                m, mr = ws.metrics(test, pred)
-                point = CurvePoint(model_hash=mhash, size=int(s), draw=int(d), n_test=int(len(test)),
-                                   length_scale=None if poly else float(ls), regularization=float(reg),
-                                   refine_loss=refine_loss, metrics=m, metrics_report=mr,
-                                   seconds=time.perf_counter() - t0, at_bound=at_bound)
-                write_point(run, point)
-                done[(s, d)] = point
-                prog.advance(task)
+        ticker = progress_lines("curve", len(todo), unit="points")
+
+        def on_point(point: CurvePoint, preds: dict) -> None:
+            write(point, preds)
+            prog.update(task, description=f"size {point.size} draw {point.draw}")
+            prog.advance(task)
+            ticker.advance()
+
+        if scheduler is None:
+            sizes = sorted(ws.splits.train)
+            big = sizes[-1]
+            test = ws.splits.test
+            # one representation computation for every structure the curve needs
+            universe = np.unique(np.concatenate([test] + [ws.splits.train[big][d] for d in draws_needed]))
+            feats = ws.features(model.representation, universe)
+            for d in draws_needed:
+                _draw_points(ws, model, mhash, d, [s for s, dd in todo if dd == d], feats, universe, on_point)
+        else:
+            threads = blas_threads()
+            args = [(str(run.path.resolve()), model, mhash, d, [s for s, dd in todo if dd == d], threads)
+                    for d in draws_needed]
+            run_tasks(draw_task, args, scheduler=scheduler,
+                      on_result=lambda results: [on_point(p, pr) for p, pr in results])
+        ticker.close()
     return done
+
+
+def warnings_for(cfg: Config, points: dict) -> list[str]:
+    """One line per kind of problem over the finished points: refined values on a bound of their grid,
+    ill-conditioned fits (the key to change is named)."""
+    out = []
+    names = {"ls_low": ("lower", "length scale", "krr.ls_bounds", 0),
+             "ls_high": ("upper", "length scale", "krr.ls_bounds", 1),
+             "reg_low": ("lower", "regularisation", "krr.reg_bounds", 0),
+             "reg_high": ("upper", "regularisation", "krr.reg_bounds", 1)}
+    for bound, (side, what, key, i) in names.items():
+        hit = sorted((p.size, p.draw) for p in points.values() if bound in (p.at_bound or []))
+        if hit:
+            where = ", ".join(f"{s}/{d}" for s, d in hit[:4]) + (" ..." if len(hit) > 4 else "")
+            out.append(f"the refined {what} sits on the {side} bound of {key} (2^{cfg.krr[key[4:]][i]:g}) at "
+                       f"{len(hit)} of {len(points)} points (size/draw {where}): widen {key}")
+    bad = sorted((p.size, p.draw, p.condition) for p in points.values()
+                 if p.condition is not None and p.condition > ILL_CONDITIONED)
+    if bad:
+        worst = max(c for _, _, c in bad)
+        out.append(f"{len(bad)} of {len(points)} fits are ill-conditioned (condition number up to "
+                   f"{worst:.1e}; float64 resolves about 1e12 at this regularisation): their predictions "
+                   "may carry rounding error; raise the lower end of krr.reg_bounds")
+    return out
 
 
 def aggregate(cfg: Config, ws: Workspace, model: Model, mhash: str, points: dict) -> dict:
@@ -119,6 +215,12 @@ def aggregate(cfg: Config, ws: Workspace, model: Model, mhash: str, points: dict
             entry[unit_key] = {k: float(v.mean()) for k, v in vals.items()}
             entry[unit_key.replace("mean", "std")] = {k: float(v.std(ddof=1)) if len(v) > 1 else 0.0
                                                      for k, v in vals.items()}
+        if all(p.uncertainty for p in pts):  # calibration of the predictive std, mean over draws
+            entry["uncertainty"] = {k: float(np.mean([p.uncertainty[k] for p in pts]))
+                                    for k in ("nll", "coverage_68", "coverage_95", "mean_std")}
+        bounds = sorted({b for p in pts for b in (p.at_bound or [])})
+        if bounds:
+            entry["at_bound"] = bounds
         per_size.append(entry)
     tm = ws.target
     return {
@@ -134,8 +236,27 @@ def aggregate(cfg: Config, ws: Workspace, model: Model, mhash: str, points: dict
         "report_factor": tm.report_factor,
         "test_set": {"size": int(len(ws.splits.test)),
                      "kind": "predefined" if (ws.structures.parts[ws.splits.test] == "test").all()
-                     and (ws.structures.parts == "test").any() else "drawn"},
+                     and (ws.structures.parts == "test").any() else "drawn",
+                     **ws.split_strategy()},
         "model": {"source": model.source, "representation": model.representation,
                   "kernel": model.kernel, "regressor": model.regressor, "baseline": model.baseline},
+        "warnings": warnings_for(cfg, points),
         "sizes": per_size,
     }
+
+
+def calibration_data(run: RunDir, doc: dict) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """(nominal, observed) coverage per training size from the stored test predictions (all draws pooled);
+    sizes without predictive standard deviations are left out."""
+    from .stats import calibration_curve
+
+    out = {}
+    for entry in doc["sizes"]:
+        preds = [read_predictions(run, entry["size"], d["draw"], doc["model_hash"]) for d in entry["draws"]]
+        if any(p is None or not np.isfinite(p["std"]).all() for p in preds):
+            continue
+        y = np.concatenate([p["y"] for p in preds])
+        mean = np.concatenate([p["pred"] for p in preds])
+        std = np.maximum(np.concatenate([p["std"] for p in preds]), 1e-300)
+        out[int(entry["size"])] = calibration_curve(y, mean, std)
+    return out

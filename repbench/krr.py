@@ -190,6 +190,7 @@ class GridResult:
     n_kernel_evals: int = 0
     n_kernel_calls: int = 0
     at_bound: list[str] = field(default_factory=list)
+    stopped_flat: bool = False
 
 
 def _lookup(kmats: dict, key: Any) -> np.ndarray:
@@ -239,6 +240,7 @@ def grid_search(
     lookahead: int = 2,
     baseline: str = "none",
     counts: Any = None,
+    flat_tol: float = 0.0,
 ) -> GridResult:
     """Local grid search of the KRR hyper-parameters (length scale, regularisation) on log2 grids.
 
@@ -264,6 +266,10 @@ def grid_search(
         points on either side.
     baseline, counts : optionally a baseline ("mean", "dressed_atoms") fitted per fold on the training rows
         only (``counts``: pool x elements), subtracted before KRR and added back to the predictions.
+    flat_tol : stop walking the length scale when a pass (``lookahead`` further grid points) improved the
+        best loss by no more than this fraction (0: walk until no neighbour is better, the paper's rule).
+        MBTR's loss can fall by 1e-6 per step over ten steps (an ill-conditioned flat valley); with
+        ``flat_tol`` 1e-4 such a walk stops after one more pass.  ``GridResult.stopped_flat`` says so.
 
     The search
     ----------
@@ -414,11 +420,21 @@ def grid_search(
 
     k_start = min(max(0, kmin), kmax)
     request([k_start + j for j in range(-lookahead, lookahead + 1)])
+    stopped_flat = False
+    previous = None
     while True:
         kb = min(results, key=lambda k: (results[k][0], abs(k - k_start), k))
         missing = [kb + s for s in (-1, 1) if kmin <= kb + s <= kmax and kb + s not in results]
         if not missing:
             break
+        best_loss = results[kb][0]
+        if (flat_tol > 0 and previous is not None and np.isfinite(previous)
+                and previous - best_loss <= flat_tol * abs(previous)):
+            # the last pass improved the loss by less than flat_tol (relative): the valley is flat, and
+            # walking on would buy nothing but kernel passes
+            stopped_flat = True
+            break
+        previous = best_loss
         ks = []
         for m in missing:
             direction = m - kb
@@ -432,4 +448,4 @@ def grid_search(
     at = [b for b, cond in (("ls_low", kb == kmin), ("ls_high", kb == kmax),
                             ("reg_low", i == 0), ("reg_high", i == regs.size - 1)) if cond]
     return GridResult(ls_of(kb), float(regs[i]), lv, l0 + kb * step, float(log2_regs[i]), float(rmse[i]),
-                      float(mae[i]), table, n_evals, n_calls, at)
+                      float(mae[i]), table, n_evals, n_calls, at, stopped_flat)

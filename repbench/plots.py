@@ -14,17 +14,28 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .rundir import atomic_path  # noqa: E402
+from .rundir import DiskFullError, FilesystemError, atomic_path, clean_stale_tmp  # noqa: E402
+
+#: the hint for a plots folder that cannot be written
+PLOTS_HINT = ("make the folder writable, or draw no plots (`repbench curve --no-plot`) or draw them into "
+              "another folder (`repbench report RUN --plots DIR`)")
 
 
 def _save(fig, path_stem: Path) -> list[Path]:
     out = []
-    for ext in ("png", "svg"):
-        p = path_stem.with_suffix(f".{ext}")
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-        out.append(p)
-    plt.close(fig)
+    try:
+        for ext in ("png", "svg"):
+            p = path_stem.with_suffix(f".{ext}")
+            clean_stale_tmp(p.parent, name=p.name)  # left by a killed writer of this figure
+            with atomic_path(p) as tmp:
+                fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+            out.append(p)
+    except FilesystemError as e:
+        if isinstance(e, DiskFullError):
+            raise
+        raise FilesystemError(e.message, where=e.where, hint=PLOTS_HINT) from None
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -58,7 +69,12 @@ def learning_curves(curves: list[dict], path_stem: Path, metric: str = "mae") ->
     ax.set_xlabel("training set size")
     ax.set_ylabel(f"test {metric.upper()} [{', '.join(units)}]")
     ds = sorted({c["dataset"] for c in curves})
-    ax.set_title(f"Learning curve: {', '.join(ds)} / {', '.join(sorted({c['target'] for c in curves}))}")
+    ts = curves[0].get("test_set") or {} if curves else {}
+    split = "" if not isinstance(ts, dict) or ts.get("strategy", "random") == "random" else (
+        f"\n{ts['strategy']} split" + (f" ({ts.get('group_by')}: {', '.join(map(str, ts.get('test_groups') or []))}"
+                                        " held out)" if ts["strategy"] == "group" else
+                                        f" (train {ts.get('size_by')} <= {ts.get('max_train_size')})"))
+    ax.set_title(f"Learning curve: {', '.join(ds)} / {', '.join(sorted({c['target'] for c in curves}))}{split}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path_stem)
@@ -96,4 +112,23 @@ def error_vs_cost(points: list[dict], path_stem: Path, metric: str = "mae") -> l
     ax.set_title("Error versus cost (largest training size)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    return _save(fig, path_stem)
+
+
+def calibration(curves: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]], path_stem: Path,
+                title: str = "") -> list[Path]:
+    """Calibration plot: observed against nominal coverage of central predictive intervals, one line per
+    run and training size (``curves[label][size] = (nominal, observed)``).  On the diagonal: calibrated;
+    below: the intervals are too narrow (over-confident)."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    for label, by_size in curves.items():
+        for size, (nominal, observed) in sorted(by_size.items()):
+            ax.plot(nominal, observed, marker="o", ms=3, label=f"{label}, n={size}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_ylabel("observed coverage on the test set")
+    ax.set_title(title or "calibration of the predictive standard deviation", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path_stem)

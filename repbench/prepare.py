@@ -6,6 +6,7 @@ built under a temporary name and renamed into place, so a failure leaves no part
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -18,9 +19,9 @@ from . import config as cfgmod
 from .datasets import load_dataset
 from .errors import ConfigError, DataError, RunDirError
 from .migrate import open_run
-from .rundir import (FORMAT_VERSION, RunDir, check_disk, clean_stale_tmp, host_info, lock, nbytes_of,
-                     tmp_prefix, versions, write_yaml)
-from .splits import make_splits, subset_indices
+from .rundir import (FORMAT_VERSION, RunDir, check_disk, clean_stale_tmp, fs_error, host_info, lock,
+                     nbytes_of, run_lock, tmp_prefix, versions, write_yaml)
+from .splits import group_labels, group_test, make_splits, size_test, subset_indices
 from .structures import StructureSet
 from .targets import target_model
 
@@ -67,12 +68,56 @@ def _build(cfg: cfgmod.Config):
     predefined = np.nonzero(s.parts == "test")[0] if sp["use_predefined_test"] else None
     if predefined is not None and len(predefined) == 0:
         predefined = None
+    excluded = None
+    strategy = split_strategy(cfg, s)
+    values = y if sp["stratify"] else None
+    if strategy["strategy"] == "group":
+        predefined = group_test(group_labels(s, sp["group_by"]), seed=cfg.seed, test_groups=sp["test_groups"],
+                                holdout=sp["holdout_groups"])
+    elif strategy["strategy"] == "size":
+        n = size_counts(s, sp["size_by"])
+        predefined = size_test(n, max_train_size=sp["max_train_size"], n_test=sp["test"], values=values,
+                               seed=cfg.seed)
+        excluded = np.setdiff1d(np.nonzero(n > sp["max_train_size"])[0], predefined)
     # with a predefined test part, splits.test is ignored; run.yaml records which test set was used
-    splits = make_splits(len(s), y if sp["stratify"] else None, seed=cfg.seed, test=sp["test"],
+    splits = make_splits(len(s), values, seed=cfg.seed, test=sp["test"],
                          predefined_test=predefined, train_sizes=list(sp["train_sizes"]), draws=sp["draws"],
                          tune_train=sp["tune_train"], tune_val=sp["tune_val"], inner_folds=sp["inner_folds"],
-                         inner_val_fraction=sp["inner_val_fraction"])
+                         inner_val_fraction=sp["inner_val_fraction"], excluded=excluded)
+    if strategy["strategy"] == "group":
+        strategy["test_groups"] = sorted(set(group_labels(s, sp["group_by"])[splits.test].tolist()))
+    s.meta["split_strategy"] = strategy
     return s, splits
+
+
+def data_attrs(cfg: cfgmod.Config, s: StructureSet) -> dict:
+    """Attributes of data.h5: its scope, and how the test set was chosen (only when not random)."""
+    import json
+
+    attrs = {"data_hash": cfg.data_hash()}
+    st = s.meta.get("split_strategy", {"strategy": "random"})
+    if st.get("strategy") != "random":
+        attrs["split_strategy"] = json.dumps(st)
+    return attrs
+
+
+def size_counts(s: StructureSet, size_by: str) -> np.ndarray:
+    """Atoms (or non-hydrogen atoms) per structure."""
+    if size_by == "atoms":
+        return s.n_atoms
+    heavy = (s.z != 1).astype(np.int64)
+    return np.add.reduceat(heavy, s.offsets[:-1]) if len(s) else np.zeros(0, np.int64)
+
+
+def split_strategy(cfg: cfgmod.Config, s: StructureSet) -> dict:
+    """How the test set is chosen, for data.h5, run.yaml and every report."""
+    sp = cfg.splits
+    st = sp.get("strategy", "random")
+    if st == "group":
+        return {"strategy": "group", "group_by": sp["group_by"]}
+    if st == "size":
+        return {"strategy": "size", "size_by": sp["size_by"], "max_train_size": sp["max_train_size"]}
+    return {"strategy": "random"}
 
 
 def run_meta(cfg: cfgmod.Config, s: StructureSet, splits) -> dict:
@@ -93,6 +138,8 @@ def run_meta(cfg: cfgmod.Config, s: StructureSet, splits) -> dict:
             "test_set": "predefined" if (s.parts == "test").any() and cfg.splits["use_predefined_test"]
             else "drawn",
             "test_size": int(len(splits.test)), "pool_size": int(len(splits.pool)),
+            **({"split_strategy": s.meta["split_strategy"]}
+               if s.meta.get("split_strategy", {}).get("strategy", "random") != "random" else {}),
         },
         "config": cfg.to_dict(),
         "status": {"prepare": {"state": "done", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}},
@@ -107,6 +154,12 @@ def prepare(config_path: str | Path, run_dir: str | Path | None = None, force: b
     data scope: run.yaml takes the new config, data.h5, studies, caches and finished results stay, and each
     stage decides by its own scope what is still valid); ``replaced`` (``force``).  A change of the dataset,
     the splits or the seed is refused without ``force``, naming the keys that changed.
+
+    Concurrency: an existing run directory is updated or replaced only under the exclusive run-directory
+    lock (:func:`~repbench.rundir.run_lock`), which ``curve``, ``tune`` and ``time`` hold shared while they
+    run: ``prepare`` refuses while one of them runs, and they refuse while it works.  A new run directory is
+    built under a temporary name and renamed into place in one step; of two ``prepare`` racing to create it
+    exactly one wins, and the other reports the race (or, with the same config, finds it up to date).
     """
     cfg = cfg or cfgmod.load(config_path)
     rd = open_run(Path(run_dir) if run_dir else default_run_dir(cfg))  # upgraded if an older repbench wrote it
@@ -114,51 +167,93 @@ def prepare(config_path: str | Path, run_dir: str | Path | None = None, force: b
         raise RunDirError("folder exists and is not a run directory (no run.yaml)", where=str(rd.path),
                           hint="choose another --run-dir or remove the folder")
     if rd.exists():
-        meta = rd.read_meta()
-        if meta.get("data_hash") == cfg.data_hash() and rd.data_h5.exists() and not force:
-            if meta.get("config") == cfg.to_dict():
-                return rd, "unchanged"
-            rd.update_config(cfg, rd.config().changed_keys(cfg))
-            return rd, "updated"
-        if not force:
-            changed = []
-            try:
-                changed = rd.config().changed_keys(cfg, cfgmod.DATA_SECTIONS)
-            except RunDirError:
-                pass
-            what = (", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")) if changed else \
-                "the dataset or splits"
-            raise RunDirError(f"the run directory was prepared for other data: {what} changed, so data.h5, "
-                              "the studies and every result would no longer match", where=str(rd.path),
-                              hint=f"undo the change of {changed[0] if changed else 'dataset/splits'}, use "
-                                   "--run-dir to prepare a new run directory, or --force to replace this "
-                                   "one: its results are removed, its caches kept")
+        if not force and _unchanged(rd, cfg):
+            return rd, "unchanged"
+        with run_lock(rd.path, "prepare", exclusive=True), lock(rd.path, "prepare"):
+            return _prepare_existing(rd, cfg, force)
+    return _create(rd, cfg)
+
+
+def _unchanged(rd: RunDir, cfg: cfgmod.Config) -> bool:
+    meta = rd.read_meta()
+    return (meta.get("data_hash") == cfg.data_hash() and rd.data_h5.exists()
+            and meta.get("config") == cfg.to_dict())
+
+
+def _prepare_existing(rd: RunDir, cfg: cfgmod.Config, force: bool) -> tuple[RunDir, str]:
+    """Update or replace an existing run directory (the caller holds the exclusive run-directory lock)."""
+    meta = rd.read_meta()
+    if meta.get("data_hash") == cfg.data_hash() and rd.data_h5.exists() and not force:
+        if meta.get("config") == cfg.to_dict():
+            return rd, "unchanged"
+        rd.update_config(cfg, rd.config().changed_keys(cfg))
+        return rd, "updated"
+    if not force:
+        changed = []
+        try:
+            changed = rd.config().changed_keys(cfg, cfgmod.DATA_SECTIONS)
+        except RunDirError:
+            pass
+        what = (", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "")) if changed else \
+            "the dataset or splits"
+        raise RunDirError(f"the run directory was prepared for other data: {what} changed, so data.h5, "
+                          "the studies and every result would no longer match", where=str(rd.path),
+                          hint=f"undo the change of {changed[0] if changed else 'dataset/splits'}, use "
+                               "--run-dir to prepare a new run directory, or --force to replace this "
+                               "one: its results are removed, its caches kept")
     s, splits = build(cfg)            # may raise: nothing written yet
     meta = run_meta(cfg, s, splits)
-    if rd.exists():
-        with lock(rd.path, "prepare"):
-            clean_stale_tmp(rd.path)
-            for p in rd.result_paths():
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
-            rd.write_data(s, splits, {"data_hash": cfg.data_hash()})
-            write_yaml(rd.run_yaml, meta)
-        return rd, "replaced"
-    rd.path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_tmp(rd.path)
+    try:
+        for p in rd.result_paths():
+            if p.is_symlink() or p.is_file():
+                p.unlink()  # a link is removed, never what it points to
+            elif p.is_dir():
+                shutil.rmtree(p)
+    except OSError as e:
+        raise fs_error(e, rd.path) or e from None
+    rd.write_data(s, splits, data_attrs(cfg, s))
+    write_yaml(rd.run_yaml, meta)
+    return rd, "replaced"
+
+
+def _create(rd: RunDir, cfg: cfgmod.Config) -> tuple[RunDir, str]:
+    """Build a new run directory under a temporary name and rename it into place in one step."""
+    s, splits = build(cfg)            # may raise: nothing written yet
+    meta = run_meta(cfg, s, splits)
+    try:
+        rd.path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise fs_error(e, rd.path) or e from None
     clean_stale_tmp(rd.path.parent, name=rd.path.name)  # left by a killed prepare
     check_disk(rd.path.parent, nbytes_of(s) + nbytes_of(splits), f"{rd.path.name}/data.h5")
-    tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(rd.path.name), suffix=".tmp", dir=rd.path.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=tmp_prefix(rd.path.name), suffix=".tmp", dir=rd.path.parent))
+    except OSError as e:
+        raise fs_error(e, rd.path) or e from None
+    lost = False
     try:
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
         trd = RunDir(tmp)
-        trd.write_data(s, splits, {"data_hash": cfg.data_hash()})
+        trd.write_data(s, splits, data_attrs(cfg, s))
         write_yaml(trd.run_yaml, meta)
-        if rd.path.exists():  # an empty folder the user made
-            rd.path.rmdir()
-        tmp.rename(rd.path)
+        try:
+            # one step, and only onto nothing or an empty folder (one the user made): a run directory that
+            # another prepare created meanwhile is never replaced
+            os.rename(tmp, rd.path)
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise fs_error(e, rd.path) or e from None
+            lost = True
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if lost:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _unchanged(rd, cfg):
+            return rd, "unchanged"
+        raise RunDirError("another repbench prepare created this run directory at the same time, for a "
+                          "different config; it was left as that one wrote it", where=str(rd.path),
+                          hint="use --run-dir to prepare another run directory for this config, or --force "
+                               "to replace that one")
     return rd, "created"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .documents import read_curve, read_timings
 from .errors import RunDirError
-from .rundir import RunDir, dump_yaml
+from .rundir import RunDir, clean_stale_tmp, dump_yaml, fs_error
 
 
 def collect(run_paths: list[Path]) -> list[dict]:
@@ -25,7 +25,39 @@ def collect(run_paths: list[Path]) -> list[dict]:
         if curve is None:
             raise RunDirError("no curve.yaml yet", where=str(rd.path), hint="run `repbench curve` on it first")
         out.append({"path": str(rd.path), "curve": curve, "timings": read_timings(rd)})
+    check_comparable(out)
     return out
+
+
+def _quantity(curve: dict) -> str:
+    ts = curve.get("test_set") or {}
+    split = ts.get("strategy", "random") if isinstance(ts, dict) else "random"
+    return (f"{curve['dataset']} {curve['target']} per {curve['per']} in {curve['report_unit']}, "
+            f"{split} split")
+
+
+def split_note(records: list[dict]) -> str:
+    """", group split (spacegroup held out: 12)" etc. for titles; empty for the random split."""
+    ts = (records[0]["curve"].get("test_set") or {}) if records else {}
+    if not isinstance(ts, dict) or ts.get("strategy", "random") == "random":
+        return ""
+    if ts["strategy"] == "group":
+        held = ts.get("test_groups")
+        return f", group split ({ts.get('group_by')} held out{': ' + ', '.join(map(str, held)) if held else ''})"
+    return f", size extrapolation (train {ts.get('size_by')} <= {ts.get('max_train_size')}, test larger)"
+
+
+def check_comparable(records: list[dict]) -> None:
+    """Refuse to put runs of different datasets, targets, units or split strategies on one axis (one
+    table, one figure): their numbers would read as comparable when they are not."""
+    kinds: dict[str, str] = {}
+    for r in records:
+        kinds.setdefault(_quantity(r["curve"]), r["path"])
+    if len(kinds) > 1:
+        (qa, pa), (qb, pb) = list(kinds.items())[:2]
+        raise RunDirError(f"these runs measure different things and cannot share one table or axis: {pa} "
+                          f"({qa}) and {pb} ({qb})",
+                          hint="report each dataset, target and split strategy separately")
 
 
 def rows(records: list[dict], metric: str = "mae") -> tuple[list[str], list[dict]]:
@@ -100,7 +132,7 @@ def rich_table(records: list[dict], metric: str = "mae"):
     from rich.markup import escape
 
     t = Table(title=escape(f"{'; '.join(what)}: test {metric.upper()} [{', '.join(units)}], "
-                           "mean ± std over draws"))
+                           f"mean ± std over draws{split_note(records)}"))
     t.add_column("run")
     t.add_column("repr.")
     for n in sizes:
@@ -136,10 +168,20 @@ def cost_points(records: list[dict], metric: str = "mae") -> list[dict]:
     return pts
 
 
+#: the figures :func:`plot` writes (their temporary files, left by a killed report, are removed first)
+FIGURES = ("learning_curves", "error_vs_cost")
+
+
 def plot(records: list[dict], out_dir: Path, metric: str = "mae") -> list[Path]:
     from . import plots
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise fs_error(e, out_dir, hint=plots.PLOTS_HINT) or e from None
+    for stem in FIGURES:
+        for ext in ("png", "svg"):
+            clean_stale_tmp(out_dir, name=f"{stem}.{ext}")
     files = plots.learning_curves([r["curve"] for r in records], out_dir / "learning_curves", metric)
     pts = cost_points(records, metric)
     if pts:

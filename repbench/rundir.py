@@ -27,8 +27,12 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
+import stat
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +43,191 @@ import numpy as np
 import yaml
 
 from . import __version__
-from .errors import RunDirError, ResourceError
+from .errors import RepbenchError, ResourceError, RunDirError
 from .structures import StructureSet, TargetInfo
 
 FORMAT_VERSION = 2
 #: older run.yaml format versions that the commands upgrade in place (:mod:`repbench.migrate`)
 UPGRADABLE = (1,)
+
+
+# --------------------------------------------------------------------------- file-system errors
+class FilesystemError(RunDirError):
+    """A file or folder cannot be written: a read-only file system, missing permissions, a full disk.
+
+    Nothing in the input is wrong, and nothing finished is lost: the command can be re-run once the cause
+    is gone.  (``tune`` does not count a trial that stopped for this reason.)
+    """
+
+
+class DiskFullError(ResourceError, FilesystemError):
+    """The disk (or the user's quota) is full."""
+
+
+#: errno values that mean "the file system refused", not "the input is wrong"
+FS_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EIO,
+             errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EMLINK, errno.ETXTBSY}
+_FULL = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded"}
+
+
+def fs_error(e: OSError, path: str | Path | None = None, hint: str | None = None,
+             what: str | None = None, write: bool = True) -> RepbenchError | None:
+    """The one-line error for an :class:`OSError` raised while repbench wrote ``path`` (else the error's own
+    file name), or None when ``e`` is not a file-system refusal (:data:`FS_ERRNOS`).  ``what``: how to name
+    the file in the message (default: its name); ``write=False``: the operation is not known to be a write
+    (the command line's last resort), so the message and hint do not claim it was."""
+    if not isinstance(e, OSError) or e.errno not in FS_ERRNOS:
+        return None
+    p = Path(path if path is not None else (os.fsdecode(e.filename) if e.filename else "."))
+    name, folder = what or p.name or str(p), p.parent if p.name else p
+    if e.errno in _FULL:
+        return DiskFullError(f"{_FULL[e.errno]} while writing {name}; nothing was half-written",
+                             where=str(folder),
+                             hint=hint or "free some disk space and re-run; finished work is kept")
+    if e.errno == errno.EROFS:
+        return FilesystemError(f"cannot write {name}: the file system is read-only", where=str(folder),
+                               hint=hint or "make it writable, or copy the run directory to a writable place "
+                                            "and work on the copy")
+    if e.errno in (errno.EACCES, errno.EPERM) and not write:
+        return FilesystemError(f"cannot use {name}: permission denied", where=str(folder),
+                               hint=hint or "check its permissions and those of its folders (ls -l), then "
+                                            "re-run")
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return FilesystemError(f"cannot write {name}: permission denied", where=str(folder),
+                               hint=hint or "make it writable for this user (chmod u+w), or copy the run "
+                                            "directory to a writable place and work on the copy")
+    if e.errno == errno.ELOOP and p.is_symlink():
+        return link_error(p)
+    verb = "write" if write else "use"
+    return FilesystemError(f"cannot {verb} {name}: {e.strerror or e}", where=str(folder),
+                           hint=hint or "check the folder and the disk, then re-run; finished work is kept")
+
+
+def link_error(p: Path) -> RunDirError:
+    return RunDirError(f"{p.name} is a symbolic link; repbench never follows a link for a file it writes or "
+                       "locks", where=str(p.parent),
+                       hint=f"remove the link ({p}); repbench re-creates the file")
+
+
+def safe_open(path: str | Path, flags: int, mode: int = 0o644, what: str | None = None) -> int:
+    """``os.open`` for the files repbench creates in a run directory (locks, temporary files): never through
+    a symbolic link (``O_NOFOLLOW``), never a FIFO or device (``O_NONBLOCK`` and a regular-file check), not
+    inherited by child processes.  Errors are one-line :class:`~repbench.errors.RepbenchError`\\ s."""
+    path = Path(path)
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP or path.is_symlink():
+            raise link_error(path) from None
+        raise fs_error(e, path, what=what) or e from None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise RunDirError(f"{path.name} is not a regular file", where=str(path.parent),
+                          hint=f"remove it ({path}); repbench re-creates it")
+    return fd
+
+
+# --------------------------------------------------------------------------- signals
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs (exit status 143)."""
+
+
+_SIGNALLED: list[int] = []  # SIGINT / SIGTERM received while :func:`interruptible` handlers were installed
+_DEFERRING = [0]
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_for(signum, frame):
+    _SIGNALLED.append(signum)
+    if signum == signal.SIGTERM:
+        raise Terminated()
+    raise KeyboardInterrupt()
+
+
+def signalled() -> int | None:
+    """The first SIGINT or SIGTERM received under :func:`interruptible`, or None."""
+    return _SIGNALLED[-1] if _SIGNALLED else None
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Handlers for a command: SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated` (both are
+    recorded, :func:`signalled`), so that every stage cleans up the same way for both.  An interrupt that
+    Python had to drop because it arrived inside a finaliser ("Exception ignored ... KeyboardInterrupt")
+    is not printed; it stays recorded, so the caller can still exit with 130 / 143.  Restores the previous
+    handlers on exit; a no-op outside the main thread."""
+    if not _main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, _raise_for) for s in (signal.SIGINT, signal.SIGTERM)}
+    old_hook = sys.unraisablehook
+    n = len(_SIGNALLED)
+
+    def hook(u):
+        if isinstance(u.exc_value, KeyboardInterrupt):
+            return
+        old_hook(u)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = old_hook
+        for s, h in old.items():
+            signal.signal(s, h)
+        del _SIGNALLED[n:]
+
+
+def _deliver(signum: int, handler) -> None:
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL or handler is None:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt()
+        os.kill(os.getpid(), signum)
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while a file is written, then deliver them.
+
+    An interrupt that lands inside h5py (or any finaliser it runs) is otherwise dropped by Python with
+    "Exception ignored ... KeyboardInterrupt" and the command goes on as if nothing happened.  The first
+    signal is held until the block ends (the file is then complete, or removed on error) and delivered to
+    the previous handler; a second one is delivered at once.  A no-op outside the main thread.
+    """
+    if not _main_thread() or _DEFERRING[0]:
+        yield
+        return
+    pending: list[int] = []
+    old: dict = {}
+
+    def hold(signum, frame):
+        if pending:  # asked twice: stop now
+            for s, h in old.items():
+                signal.signal(s, h)
+            _deliver(signum, old[signum])
+        pending.append(signum)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        old[s] = signal.signal(s, hold)
+    _DEFERRING[0] += 1
+    try:
+        yield
+    finally:
+        _DEFERRING[0] -= 1
+        for s, h in old.items():
+            signal.signal(s, h)
+        if pending:
+            _deliver(pending[0], old[pending[0]])
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -81,14 +264,20 @@ def clean_stale_tmp(folder: str | Path, name: str | None = None) -> int:
 
     Only entries named by :func:`tmp_prefix` whose process is gone are removed: this host and a pid that
     no longer runs (another host's files, or a live process's, are never touched).  ``name``: only
-    temporaries of that target name, and only directly in ``folder``.  Returns how many were removed.
+    temporaries of that target name, and only directly in ``folder``.  Symbolic links to folders are not
+    followed (a link itself may be removed, never what it points to).  Returns how many were removed.
     """
     folder = Path(folder)
-    if not folder.is_dir():
+    if not folder.is_dir() or folder.is_symlink():
         return 0
-    found = folder.glob(f".{name}.*.tmp") if name else (p for p in folder.rglob("*.tmp"))
+    if name:
+        found = list(folder.glob(f".{name}.*.tmp"))
+    else:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+            found += [Path(dirpath) / f for f in dirnames + filenames if f.endswith(".tmp")]
     n = 0
-    for p in list(found):
+    for p in found:
         m = _TMP_NAME.match(p.name)
         if not m or m["host"] != _HOST or (name and m["name"] != name) or _pid_alive(int(m["pid"])):
             continue
@@ -105,32 +294,49 @@ def clean_stale_tmp(folder: str | Path, name: str | None = None) -> int:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is fsynced and renamed onto ``path``.
 
-    On any error (including a full disk) the temporary file is removed and ``path`` is left as it was.
-    A temporary file left by a killed process is removed by the next stage on the run directory
-    (:func:`clean_stale_tmp`).  The file gets the usual permissions (0644), not mkstemp's 0600, so that
-    a run directory on a shared filesystem can be read by the other users' workers.
+    On any error (including a full disk) the temporary file is removed and ``path`` is left as it was;
+    a file-system refusal (full disk, read-only, no permission) is one clear
+    :class:`FilesystemError`.  SIGINT and SIGTERM are held until the file is complete
+    (:func:`deferred_signals`).  The temporary file is created exclusively (never through a link) and
+    renamed over ``path`` (a link there is replaced, its target never written).  A temporary file left by
+    a killed process is removed by the next stage on the run directory (:func:`clean_stale_tmp`).  The
+    file gets the usual permissions (0644), not mkstemp's 0600, so that a run directory on a shared
+    filesystem can be read by the other users' workers.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    existed = path.exists()
     try:
-        os.chmod(tmp, 0o644)
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path.name), suffix=".tmp", dir=path.parent)
+        os.close(fd)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        if e.errno == errno.ENOSPC:
-            raise ResourceError(f"disk full while writing {path.name}; the previous file is intact",
-                                where=str(path.parent), hint="free some disk space and re-run") from None
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        raise _write_error(e, path, existed) or e from None
+    tmp = Path(tmp)
+    with deferred_signals():
+        try:
+            os.chmod(tmp, 0o644)
+            yield tmp
+            fd = safe_open(tmp, os.O_RDWR)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise _write_error(e, path, existed) or e from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def _write_error(e: OSError, path: Path, existed: bool) -> RepbenchError | None:
+    if e.errno in _FULL:
+        kept = "the previous file is intact" if existed else "nothing was written"
+        return DiskFullError(f"{_FULL[e.errno]} while writing {path.name}; {kept}", where=str(path.parent),
+                             hint="free some disk space and re-run; finished work is kept")
+    return fs_error(e, path)
 
 
 def nbytes_of(obj: Any) -> int:
@@ -159,7 +365,7 @@ def check_disk(folder: str | Path, nbytes: int, what: str) -> None:
         return
     need = int(nbytes * 1.05) + 2**20
     if need > free:
-        raise ResourceError(f"disk full: writing {what} needs {need / 2**20:.1f} MiB but only "
+        raise DiskFullError(f"disk full: writing {what} needs {need / 2**20:.1f} MiB but only "
                             f"{free / 2**20:.1f} MiB are free; nothing was written", where=str(folder),
                             hint="free some disk space and re-run; finished work is kept")
 
@@ -197,38 +403,89 @@ def write_yaml(path: str | Path, obj: Any, header: str = "") -> None:
     write_text(path, (header + "\n" if header else "") + dump_yaml(obj))
 
 
+#: Largest YAML document of a run directory read (bytes): run.yaml, best.yaml, curve.yaml, timings.yaml.
+MAX_YAML_BYTES = 64 * 2**20
+
+
 def read_yaml(path: str | Path) -> Any:
+    """A YAML document of a run directory: a regular file of at most :data:`MAX_YAML_BYTES` (a FIFO or a
+    device is refused unread), parsed by :func:`repbench.config.parse_yaml` (no duplicate keys, no alias
+    bombs, bounded nesting); any problem is a :class:`RunDirError` naming the file."""
+    from .config import ConfigError, parse_yaml
+    from .datasets import read_bytes
+
     path = Path(path)
+    if not path.exists():
+        raise RunDirError(f"{path.name} is missing", where=str(path.parent))
+    hint = "the file was edited or damaged; delete it to recompute"
+    raw = read_bytes(path, MAX_YAML_BYTES, error=RunDirError, what=path.name, hint=hint)
     try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise RunDirError(f"{path.name} is missing", where=str(path.parent)) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        return parse_yaml(raw.decode("utf-8"), str(path))
+    except UnicodeDecodeError as e:
         raise RunDirError(f"{path.name} is not valid YAML ({e.__class__.__name__})", where=str(path),
-                          hint="the file was edited or damaged; delete it to recompute") from None
+                          hint=hint) from None
+    except ConfigError as e:
+        raise RunDirError(f"{path.name} is not valid YAML ({e.message})", where=str(path),
+                          hint=hint) from None
 
 
 # --------------------------------------------------------------------------- locks
+#: the stages that hold the run-directory lock shared (and write their pid into .lock-<stage>)
+STAGES = ("curve", "tune", "time")
+
+
+def check_lock_links(run_dir: Path) -> None:
+    """Refuse a run directory in which a ``.lock-*`` file is a symbolic link (planted: opening it would
+    touch the file it points to)."""
+    with contextlib.suppress(OSError):
+        for p in sorted(Path(run_dir).glob(".lock-*")):
+            if p.is_symlink():
+                raise link_error(p)
+
+
+def _open_lock(run_dir: Path, name: str):
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise fs_error(e, run_dir) or e from None
+    return os.fdopen(safe_open(run_dir / f".lock-{name}", os.O_RDWR | os.O_CREAT,
+                               what=f"in the run directory (its lock file .lock-{name})"), "r+")
+
+
+def _no_locks(run_dir: Path, e: OSError) -> RunDirError:
+    return RunDirError(f"cannot lock the run directory: {e.strerror or e} (the file system does not support "
+                       "file locks)", where=str(run_dir),
+                       hint="use a run directory on a file system with locks (a local disk, or NFS with "
+                            "locking enabled)")
+
+
+def _holder_text(f) -> str:
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        f.seek(0)
+        return f.read(200).strip()
+    return ""
+
+
 @contextlib.contextmanager
 def lock(run_dir: Path, stage: str, wait: bool = False) -> Iterator[None]:
     """Exclusive lock on one stage of a run directory (released when the process dies).
 
     A second process that tries to run the same stage on the same run directory gets a clear
-    :class:`RunDirError` (or waits with ``wait=True``).
+    :class:`RunDirError` (or waits with ``wait=True``).  The lock file is opened with :func:`safe_open`
+    (never through a symbolic link); the holder writes ``pid N on HOST`` into it.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / f".lock-{stage}"
-    f = open(path, "a+")
+    f = _open_lock(Path(run_dir), stage)
     held = False
     try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
+            holder = _holder_text(f) or "another process"
             raise RunDirError(f"another repbench {stage} is already running on this run directory "
                               f"({holder})", where=str(run_dir),
                               hint="wait for it to finish, or use another run directory") from None
+        except OSError as e:
+            raise _no_locks(run_dir, e) from None
         held = True
         f.seek(0)
         f.truncate()
@@ -241,6 +498,70 @@ def lock(run_dir: Path, stage: str, wait: bool = False) -> Iterator[None]:
                 f.seek(0)
                 f.truncate()
         f.close()
+
+
+def _live_holders(run_dir: Path) -> list[tuple[str, str]]:
+    """(stage, "pid N on HOST") of the stage locks that name a live process (on another host: any)."""
+    out = []
+    for p in sorted(Path(run_dir).glob(".lock-*")):
+        stage = p.name[len(".lock-"):]
+        if stage == "run" or p.is_symlink() or not p.is_file():
+            continue
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = p.read_text()[:200].strip()
+            m = re.match(r"pid (\d+) on (\S+)", text)
+            if m and (m[2] != socket.gethostname() or _pid_alive(int(m[1]))):
+                out.append((stage, text))
+    out.sort(key=lambda h: (h[0] not in STAGES + ("prepare",), h[0]))
+    return out
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, stage: str, exclusive: bool = False) -> Iterator[None]:
+    """The run-directory lock (``.lock-run``): ``curve``, ``tune`` and ``time`` hold it shared while they
+    run (see :func:`stage_lock`); ``prepare`` holds it exclusive while it replaces or updates a run
+    directory, so that it never pulls files away under a running stage, and no stage starts while it
+    works.  Never waits: the refused process gets one clear error naming the holder."""
+    run_dir = Path(run_dir)
+    check_lock_links(run_dir)
+    f = _open_lock(run_dir, "run")
+    held = False
+    try:
+        try:
+            fcntl.flock(f, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except OSError as e:
+            if not isinstance(e, BlockingIOError):
+                raise _no_locks(run_dir, e) from None
+            if exclusive:
+                holders = _live_holders(run_dir)
+                who, holder = holders[0] if holders else ("curve, tune or time", "another process")
+            else:
+                who, holder = "prepare", _holder_text(f) or "another process"
+            raise RunDirError(f"another repbench {who} is already running on this run directory ({holder})",
+                              where=str(run_dir),
+                              hint=f"wait for it to finish (or stop it), then re-run `repbench {stage}`; "
+                                   "nothing was changed") from None
+        held = True
+        if exclusive:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {socket.gethostname()}")
+            f.flush()
+        yield
+    finally:
+        if held and exclusive:
+            with contextlib.suppress(OSError):
+                f.seek(0)
+                f.truncate()
+        f.close()
+
+
+@contextlib.contextmanager
+def stage_lock(run_dir: Path, stage: str) -> Iterator[None]:
+    """What ``curve``, ``tune`` and ``time`` hold while they run: the run-directory lock (shared, so that
+    ``prepare --force`` waits for them) and their own stage lock (one process per stage)."""
+    with run_lock(run_dir, stage), lock(run_dir, stage):
+        yield
 
 
 # --------------------------------------------------------------------------- provenance
@@ -371,6 +692,10 @@ class RunDir:
         """The finished learning-curve point (size, draw)."""
         return self.curve_dir / f"{int(size)}-{int(draw)}.yaml"
 
+    def predictions_path(self, size: int, draw: int) -> Path:
+        """Per-structure test predictions of the learning-curve point (size, draw)."""
+        return self.curve_dir / f"{int(size)}-{int(draw)}.predictions.npz"
+
     @property
     def representation_cache(self) -> Path:
         return self.cache / "representations"
@@ -451,6 +776,15 @@ class RunDir:
         hist = self.read_meta().get("config_history")
         return list(hist[-1].get("changed", [])) if isinstance(hist, list) and hist else []
 
+    def record_seconds(self, stage: str, seconds: float) -> None:
+        """Add the wall time of a stage's last run to its status in run.yaml (``seconds``)."""
+        with lock(self.path, "run-yaml", wait=True):
+            meta = self.read_meta()
+            entry = meta.setdefault("status", {}).setdefault(stage, {"state": "done"})
+            if isinstance(entry, dict):
+                entry["seconds"] = round(float(seconds), 3)
+                write_yaml(self.run_yaml, meta)
+
     def update_status(self, stage: str, status: str, **extra) -> None:
         """Record a stage's status in run.yaml (atomic rewrite, under the run-yaml lock)."""
         with lock(self.path, "run-yaml", wait=True):
@@ -474,10 +808,25 @@ class RunDir:
         if not self.data_h5.exists():
             raise RunDirError("data.h5 is missing", where=str(self.path),
                               hint="re-run `repbench prepare CONFIG --run-dir DIR` to recreate it")
+        from .datasets import UnsafeHDF5, open_h5
+        from .errors import DataError
+
         try:
-            with h5py.File(self.data_h5, "r") as f:
-                return read_structures(f["structures"]), read_splits(f["splits"]), dict(f.attrs)
-        except (OSError, KeyError, ValueError) as e:
+            # checked before anything is read: a regular file; no links, external storage or virtual
+            # datasets; no dataset declaring more than the file holds (see repbench.datasets.check_h5)
+            with open_h5(self.data_h5, error=RunDirError, what="data.h5") as f:
+                s, sp, attrs = read_structures(f["structures"]), read_splits(f["splits"]), dict(f.attrs)
+            check_splits(sp, len(s))
+            return s, sp, attrs
+        except UnsafeHDF5 as e:
+            raise RunDirError(f"data.h5 is not a file repbench wrote: {e}; nothing was read from it",
+                              where=str(self.data_h5),
+                              hint="repbench never writes HDF5 links, external storage or virtual datasets; "
+                                   "re-create it with `repbench prepare CONFIG --force`") from None
+        except DataError as e:
+            raise RunDirError(f"data.h5 is damaged: {e.message}", where=str(self.data_h5),
+                              hint="re-create it with `repbench prepare CONFIG --force`") from None
+        except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
             raise RunDirError(f"data.h5 is damaged or truncated ({e.__class__.__name__}: {e})",
                               where=str(self.data_h5),
                               hint="re-create it with `repbench prepare CONFIG --force`") from None
@@ -498,6 +847,30 @@ def write_splits(g: h5py.Group, sp) -> None:
     for k, (a, b) in enumerate(sp.tune_folds):
         tu.create_dataset(f"{k}/train", data=a)
         tu.create_dataset(f"{k}/val", data=b)
+
+
+def check_splits(sp, n: int) -> None:
+    """Raise ``ValueError`` unless every index array of ``sp`` is a 1-D integer array within ``[0, n)``
+    (a damaged or crafted data.h5 would otherwise fail later, deep inside a computation)."""
+    def check(a, name: str) -> None:
+        a = np.asarray(a)
+        if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+            raise ValueError(f"splits/{name} is not a list of indices (shape {a.shape}, {a.dtype})")
+        if a.size and (int(a.min()) < 0 or int(a.max()) >= n):
+            raise ValueError(f"splits/{name} holds indices outside the {n} structures")
+
+    check(sp.test, "test")
+    check(sp.pool, "pool")
+    for size, draws in sp.train.items():
+        for d, idx in enumerate(draws):
+            check(idx, f"train/{size}/{d}")
+        for d, folds in enumerate(sp.inner.get(size, [])):
+            for k, (a, b) in enumerate(folds):
+                check(a, f"train/{size}/inner/{d}/{k}/train")
+                check(b, f"train/{size}/inner/{d}/{k}/val")
+    for k, (a, b) in enumerate(sp.tune_folds):
+        check(a, f"tune/{k}/train")
+        check(b, f"tune/{k}/val")
 
 
 def read_splits(g: h5py.Group):

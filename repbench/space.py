@@ -21,9 +21,19 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, short
 
 LEAF_KINDS = ("loguniform", "uniform", "int", "choice", "loggrid")
+
+#: Most options of a ``choice`` leaf and most values of a ``loggrid`` leaf (a search space is a list a
+#: person writes; a larger one is a typo such as ``num: 1e9``, which would allocate gigabytes).
+MAX_OPTIONS = 10_000
+#: Where a continuous leaf is probed besides its ends (as a fraction of its range; log range for
+#: ``loguniform``): an irrational point, so that a range over an integer parameter is caught.
+INTERIOR = 0.41421356237309515
+#: At most this many instantiations probe every combination of leaf values at config time (else every
+#: pair of leaves, else each leaf alone; see :func:`probes`).
+MAX_PROBES = 64
 
 
 def is_leaf(v: Any) -> bool:
@@ -35,11 +45,14 @@ def check_leaf(leaf: dict, key: str, file: str) -> None:
     kind, args = next(iter(leaf.items()))
 
     def fail(msg):
-        raise ConfigError(f"{key}: malformed search-space leaf {{{kind}: {args!r}}}: {msg}", where=file,
-                          hint=f"see the search-space forms in the README (e.g. {{{kind}: {_example(kind)}}})")
+        raise ConfigError(f"{key}: malformed search-space leaf {{{kind}: {short(args)}}}: {msg}", where=file,
+                          hint="see the search-space forms in the README "
+                               f"(e.g. {{{kind}: {_example(kind)}}})")
 
     if not isinstance(args, list):
         fail("the arguments must be a list")
+    if len(args) > MAX_OPTIONS:
+        fail(f"more than {MAX_OPTIONS} options")
     num = all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in args)
     if kind in ("loguniform", "uniform", "int"):
         if len(args) != 2 or not num:
@@ -58,6 +71,8 @@ def check_leaf(leaf: dict, key: str, file: str) -> None:
             fail("expected [start, stop, num] or [start, stop, num, base]")
         if not isinstance(args[2], int) or args[2] < 1:
             fail("num must be a positive integer")
+        if args[2] > MAX_OPTIONS:
+            fail(f"num must be at most {MAX_OPTIONS}")
         if len(args) == 4 and args[3] <= 0:
             fail("base must be > 0")
 
@@ -75,7 +90,8 @@ def leaf_options(leaf: dict) -> list | None:
     if kind == "loggrid":
         start, stop, num = args[:3]
         base = args[3] if len(args) == 4 else 2
-        return [float(base ** x) for x in np.linspace(start, stop, num)]
+        with np.errstate(over="ignore"):  # an overflowing grid gives inf, which validation refuses
+            return [float(np.float64(base) ** x) for x in np.linspace(start, stop, num)]
     if kind == "int":
         return list(range(args[0], args[1] + 1))
     return None
@@ -142,6 +158,54 @@ def extremes(obj: Any) -> Iterator[Any]:
 def leaf_ends(leaf: dict) -> list:
     """The values at the ends of a leaf's range (every option of a discrete leaf)."""
     return _ends(leaf)
+
+
+def probe_values(leaf: dict) -> list:
+    """The values of a leaf that config validation tries: its ends (every option of a discrete leaf) and,
+    for a continuous leaf, one interior value (:data:`INTERIOR`), which an integer parameter rejects."""
+    kind, args = next(iter(leaf.items()))
+    ends = _ends(leaf)
+    if kind == "uniform":
+        return ends + [float(args[0] + (args[1] - args[0]) * INTERIOR)]
+    if kind == "loguniform":
+        lo, hi = math.log(args[0]), math.log(args[1])
+        return ends + [float(math.exp(lo + (hi - lo) * INTERIOR))]
+    return ends
+
+
+def probes(obj: Any, max_probes: int = MAX_PROBES) -> Iterator[Any]:
+    """Concrete instantiations of ``obj`` for config validation, at most about ``max_probes``.
+
+    Every leaf takes each of its :func:`probe_values` at least once (the others at their first value), so
+    a value that one parameter cannot take is always found.  Combinations: every combination of all the
+    leaves' probe values when there are at most ``max_probes``; else every combination of each pair of
+    leaves when those are at most ``max_probes``; else none beyond the single-leaf ones.
+    """
+    import itertools
+
+    leaves = find_leaves(obj)
+    values = [probe_values(leaf) for _, leaf in leaves]
+    paths = [p for p, _ in leaves]
+    base = {p: v[0] for p, v in zip(paths, values)}
+    total = 1
+    for v in values:
+        total *= len(v)
+        if total > max_probes:
+            break
+    if total <= max_probes:
+        for combo in itertools.product(*values):
+            yield substitute(obj, dict(zip(paths, combo)))
+        return
+    yield substitute(obj, base)
+    for p, v in zip(paths, values):
+        for x in v[1:]:
+            yield substitute(obj, {**base, p: x})
+    pairs = list(itertools.combinations(range(len(leaves)), 2))
+    if sum((len(values[i]) - 1) * (len(values[j]) - 1) for i, j in pairs) <= max_probes:
+        for i, j in pairs:
+            for a in values[i][1:]:
+                for b in values[j][1:]:
+                    yield substitute(obj, {**base, paths[i]: a, paths[j]: b})
 
 
 def _ends(leaf: dict) -> list:

@@ -96,9 +96,15 @@ class Splits:
 def make_splits(n: int, values: np.ndarray | None, *, seed: int, test: int | None,
                 predefined_test: np.ndarray | None, train_sizes: list[int], draws: int,
                 tune_train: int | None, tune_val: int | None, inner_folds: int, inner_val_fraction: float,
-                where: str = "splits") -> Splits:
-    """Compute all splits of a run from its settings (pure function of its arguments)."""
+                where: str = "splits", excluded: np.ndarray | None = None) -> Splits:
+    """Compute all splits of a run from its settings (pure function of its arguments).
+
+    excluded: structures that are neither test nor pool (the larger structures left over by a size
+    extrapolation split): no training draw or tuning set contains them.
+    """
     all_idx = np.arange(n, dtype=np.int64)
+    if excluded is not None and len(excluded):
+        all_idx = np.setdiff1d(all_idx, excluded)
     if predefined_test is not None and len(predefined_test):
         test_idx = np.sort(np.asarray(predefined_test, dtype=np.int64))
     else:
@@ -107,7 +113,7 @@ def make_splits(n: int, values: np.ndarray | None, *, seed: int, test: int | Non
             raise ConfigError(f"{where}.test: {n_test} test structures leave no training pool "
                               f"(the dataset has {n})", hint="use a smaller test set or a larger subset")
         test_idx = stratified_sample(rng_for(seed, "test"), all_idx, values, n_test)
-    pool = np.setdiff1d(all_idx, test_idx, assume_unique=True)
+    pool = np.setdiff1d(all_idx, test_idx)
     sizes = sorted(train_sizes)
     if sizes[-1] > len(pool):
         raise ConfigError(f"{where}.train_sizes: the largest training size {sizes[-1]} exceeds the "
@@ -154,3 +160,79 @@ def subset_indices(n: int, k: int, seed: int, predefined_test: np.ndarray | None
     if k >= n:
         return np.arange(n)
     return np.sort(rng.choice(n, size=k, replace=False))
+
+
+# --------------------------------------------------------------------------- out-of-distribution test sets
+def group_labels(structures, group_by: str) -> np.ndarray:
+    """One label (a string) per structure for ``splits.group_by``.
+
+    ``composition``: the reduced formula (Al2O3 and Al4O6 are one group); ``elements``: the set of elements
+    (a BA10 alloy system such as AgCu); a label the reader provides (NMD18: ``spacegroup``); or a target
+    of the dataset (its values as labels).
+    """
+    from math import gcd
+
+    from .structures import SYMBOLS
+
+    labels = (structures.meta.get("labels") or {}) if isinstance(structures.meta, dict) else {}
+    if group_by in labels:
+        return np.asarray(labels[group_by]).astype(str)
+    if group_by in structures.targets:
+        return np.array([f"{v:g}" for v in structures.targets[group_by]])
+    if group_by in ("composition", "elements"):
+        out = []
+        for i in range(len(structures)):
+            z = structures.z[structures.offsets[i]:structures.offsets[i + 1]]
+            el, cnt = np.unique(z, return_counts=True)
+            if group_by == "elements":
+                out.append("".join(SYMBOLS[e] for e in el))
+                continue
+            g = 0
+            for c in cnt:
+                g = gcd(g, int(c))
+            out.append("".join(f"{SYMBOLS[e]}{c // g if c // g > 1 else ''}" for e, c in zip(el, cnt)))
+        return np.array(out)
+    raise ConfigError(f"splits.group_by: {group_by!r} is neither composition, elements, a label of the dataset "
+                      "nor one of its targets",
+                      hint="allowed: composition, elements, " + ", ".join([*labels, *structures.targets]))
+
+
+def group_test(labels: np.ndarray, *, seed: int, test_groups: list[str] | None, holdout: int) -> np.ndarray:
+    """Indices of the structures in the held-out groups: ``test_groups`` if given, else ``holdout`` groups
+    drawn with the seed.  Every structure of a held-out group is in the test set, none in training."""
+    labels = np.asarray(labels).astype(str)
+    groups = np.unique(labels)
+    if test_groups is not None:
+        unknown = [g for g in test_groups if g not in set(groups)]
+        if unknown:
+            raise ConfigError(f"splits.test_groups: no structure has group {unknown[0]!r}",
+                              hint="groups in the data: " + ", ".join(groups[:20])
+                                   + (" ..." if len(groups) > 20 else ""))
+        held = np.array(sorted(set(test_groups)))
+    else:
+        if holdout >= len(groups):
+            raise ConfigError(f"splits.holdout_groups: {holdout} of {len(groups)} groups would leave none for "
+                              "training", hint=f"use at most {len(groups) - 1}")
+        held = np.sort(rng_for(seed, "test").choice(groups, size=holdout, replace=False))
+    test = np.nonzero(np.isin(labels, held))[0].astype(np.int64)
+    if len(test) >= len(labels) - 1:
+        raise ConfigError("splits.test_groups: the held-out groups hold (almost) every structure",
+                          hint="hold out fewer or smaller groups")
+    return test
+
+
+def size_test(sizes: np.ndarray, *, max_train_size: int, n_test: int | None, values: np.ndarray | None,
+              seed: int) -> np.ndarray:
+    """Size extrapolation: the test set is drawn (stratified, ``n_test`` or all) from the structures larger
+    than ``max_train_size``; every structure larger than it is kept out of training and tuning."""
+    sizes = np.asarray(sizes)
+    large = np.nonzero(sizes > max_train_size)[0].astype(np.int64)
+    if len(large) == 0:
+        raise ConfigError(f"splits.max_train_size: no structure is larger than {max_train_size}",
+                          hint=f"the largest has {int(sizes.max())}; use a smaller max_train_size")
+    if len(large) >= len(sizes) - 1:
+        raise ConfigError(f"splits.max_train_size: almost no structure has at most {max_train_size}",
+                          hint="use a larger max_train_size")
+    if n_test is not None and n_test < len(large):
+        return stratified_sample(rng_for(seed, "test"), large, values, n_test)
+    return large

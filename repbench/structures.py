@@ -31,6 +31,17 @@ ATOMIC_NUMBERS = {s: i for i, s in enumerate(SYMBOLS) if i > 0}
 #: Elements counted as cations for ``per: cation`` (metals of the NMD18 sesquioxides and friends).
 ANIONS = frozenset({1, 6, 7, 8, 9, 15, 16, 17, 34, 35, 53})
 
+#: Two atoms of one structure closer than this (Angstrom; periodic images included) are "at the same
+#: position": a duplicated atom line.  The shortest real bond (H2) is 0.74 Angstrom.
+MIN_ATOM_DISTANCE = 0.1
+#: Largest coordinate or cell-vector component accepted (Angstrom).  Wrapping an atom into its cell stays
+#: exact to about 1e-8 Angstrom up to here; beyond, distances lose their digits (and overflow at 1e154).
+MAX_COORDINATE = 1e8
+#: Thinnest periodic cell accepted (Angstrom): the distance between opposite faces along each periodic
+#: direction.  Representations build the periodic images within their cutoff, about (cutoff / height)^3 of
+#: them, so a nearly flat cell (a valid determinant, a height of 1e-5) makes them allocate without end.
+MIN_CELL_HEIGHT = 0.5
+
 
 def atomic_number(symbol: str, where: str = "") -> int:
     """Atomic number of a chemical symbol; raises :class:`DataError` naming ``where`` if unknown."""
@@ -44,6 +55,14 @@ def atomic_number(symbol: str, where: str = "") -> int:
         raise DataError(f"unknown element {symbol!r}", where=where,
                         hint="use a chemical symbol such as H, C, O, Al")
     return ATOMIC_NUMBERS[s]
+
+
+def _subset_meta(meta: dict, index: np.ndarray) -> dict:
+    """``meta`` of a subset: per-structure label arrays (``meta["labels"]``) follow ``index``."""
+    out = dict(meta)
+    if isinstance(meta.get("labels"), dict):
+        out["labels"] = {k: np.asarray(v)[index] for k, v in meta["labels"].items()}
+    return out
 
 
 @dataclass(frozen=True)
@@ -165,6 +184,10 @@ class StructureSet:
             raise DataError(f"duplicate structure id {str(uniq[counts > 1][0])!r}", where=where,
                             hint="every structure needs a unique id")
         periodic = self.pbc.any(axis=1)
+        if not np.all(np.isfinite(self.cells)):
+            s = int(np.nonzero(~np.isfinite(self.cells).reshape(n, 9).all(axis=1))[0][0])
+            raise DataError(f"non-finite cell vector in structure {str(self.ids[s])!r}", where=where,
+                            hint="fix the cell")
         if periodic.any():
             vol = np.abs(np.linalg.det(self.cells[periodic]))
             if np.any(vol < 1e-6):
@@ -201,7 +224,7 @@ class StructureSet:
             name=self.name, z=self.z[atom_idx], positions=self.positions[atom_idx], offsets=offsets,
             cells=self.cells[index], pbc=self.pbc[index], ids=self.ids[index],
             targets={k: v[index] for k, v in self.targets.items()}, target_info=dict(self.target_info),
-            parts=self.parts[index], source=self.source, meta=dict(self.meta),
+            parts=self.parts[index], source=self.source, meta=_subset_meta(self.meta, index),
         )
 
     def atoms(self, i: int):
@@ -243,3 +266,104 @@ class StructureSet:
             h.update(k.encode())
             h.update(self.targets[k].tobytes())
         return h.hexdigest()[:16]
+
+
+def cell_heights(cells: np.ndarray) -> np.ndarray:
+    """(n, 3) distances between opposite faces of each cell (rows of ``cells`` are the cell vectors)."""
+    cells = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
+    vol = np.abs(np.linalg.det(cells))
+    out = np.empty((len(cells), 3))
+    for i in range(3):
+        area = np.linalg.norm(np.cross(cells[:, (i + 1) % 3], cells[:, (i + 2) % 3]), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[:, i] = np.where(area > 0, vol / np.where(area > 0, area, 1.0), 0.0)
+    return out
+
+
+def check_geometry(s: "StructureSet", *, chunk: int = 4096) -> None:
+    """Refuse structures that no representation can use, naming the file and the structure.
+
+    * coordinates or cell components beyond :data:`MAX_COORDINATE`;
+    * a periodic cell thinner than :data:`MIN_CELL_HEIGHT` along a periodic direction (nearly flat);
+    * periodic and non-periodic structures in one data set (a representation is either periodic or not);
+    * two atoms of one structure closer than :data:`MIN_ATOM_DISTANCE` (for periodic structures: also
+      periodic images, e.g. an atom repeated one lattice vector away).
+
+    Called by :func:`repbench.datasets.load_dataset` on what every reader returns (vectorised: about
+    0.6 s for all of QM9).
+    """
+    where = s.source or s.name
+    n = len(s)
+
+    def at(i: int) -> str:
+        return f"{where}, structure {i}"
+
+    big = np.abs(s.positions) > MAX_COORDINATE
+    if big.any():
+        atom = int(np.nonzero(big.any(axis=1))[0][0])
+        i = int(np.searchsorted(s.offsets, atom, side="right") - 1)
+        raise DataError(f"structure {str(s.ids[i])!r}: atom {atom - int(s.offsets[i])} has a coordinate of "
+                        f"{float(np.abs(s.positions[atom]).max()):.3g} Angstrom, beyond the "
+                        f"{MAX_COORDINATE:.0e} repbench accepts", where=at(i),
+                        hint="coordinates are in Angstrom; fix the value (or the unit)")
+    periodic = s.pbc.any(axis=1)
+    if periodic.any() and not periodic.all():
+        i, j = int(np.nonzero(periodic)[0][0]), int(np.nonzero(~periodic)[0][0])
+        raise DataError(f"periodic and non-periodic structures are mixed: structure {str(s.ids[i])!r} "
+                        f"(index {i}) is periodic, structure {str(s.ids[j])!r} (index {j}) is not",
+                        where=where, hint="give molecules and crystals as separate data sets (or give "
+                                          "every structure a cell and pbc)")
+    if periodic.any():
+        pidx = np.nonzero(periodic)[0]
+        cells = s.cells[pidx]
+        if np.any(np.abs(cells) > MAX_COORDINATE):
+            far = (np.abs(cells) > MAX_COORDINATE).reshape(len(pidx), 9).any(axis=1)
+            i = int(pidx[np.nonzero(far)[0][0]])
+            raise DataError(f"structure {str(s.ids[i])!r} has a cell vector longer than {MAX_COORDINATE:.0e} "
+                            "Angstrom", where=at(i), hint="cells are in Angstrom; fix the cell (or the unit)")
+        h = np.where(s.pbc[pidx], cell_heights(cells), np.inf)
+        thin = h.min(axis=1) < MIN_CELL_HEIGHT
+        if thin.any():
+            k = int(np.nonzero(thin)[0][0])
+            i = int(pidx[k])
+            raise DataError(f"structure {str(s.ids[i])!r} has a nearly flat periodic cell: "
+                            f"{float(h[k].min()):.3g} Angstrom between opposite faces (at least "
+                            f"{MIN_CELL_HEIGHT} needed)", where=at(i),
+                            hint="give three lattice vectors that span the crystal (check the Lattice)")
+    _check_coincident(s, periodic, at, chunk)
+
+
+def _check_coincident(s: "StructureSet", periodic: np.ndarray, at, chunk: int) -> None:
+    """Pairwise distances within each structure, vectorised over structures of one size (periodic ones
+    by the minimum image: a near-zero distance is found whatever the cell's shape)."""
+    counts = s.n_atoms
+    tol2 = MIN_ATOM_DISTANCE ** 2
+    for per in (False, True):
+        sel = periodic == per
+        for m in np.unique(counts[sel]):
+            m = int(m)
+            if m < 2:
+                continue
+            idx = np.nonzero(sel & (counts == m))[0]
+            iu, ju = np.triu_indices(m, 1)
+            for c in range(0, len(idx), max(1, chunk * 32 // m)):
+                ii = idx[c:c + max(1, chunk * 32 // m)]
+                atoms = s.offsets[ii][:, None] + np.arange(m)[None, :]
+                pos = s.positions[atoms]  # (k, m, 3)
+                d = pos[:, iu] - pos[:, ju]  # (k, pairs, 3)
+                if per:
+                    cells = s.cells[ii]
+                    frac = np.einsum("kpj,kjl->kpl", d, np.linalg.inv(cells))
+                    frac -= np.where(s.pbc[ii][:, None, :], np.round(frac), 0.0)
+                    d = np.einsum("kpl,klj->kpj", frac, cells)
+                d2 = np.einsum("kpj,kpj->kp", d, d)
+                hit = np.nonzero((d2 < tol2).any(axis=1))[0]
+                if len(hit):
+                    k = int(hit[0])
+                    p = int(np.nonzero(d2[k] < tol2)[0][0])
+                    i, a, b = int(ii[k]), int(iu[p]), int(ju[p])
+                    img = " (or periodic images of it)" if per else ""
+                    raise DataError(f"atoms {a} and {b} of structure {str(s.ids[i])!r} are at the same "
+                                    f"position{img}: {float(np.sqrt(d2[k, p])):.3g} Angstrom apart",
+                                    where=at(i), hint="remove the duplicated atom (or fix its "
+                                                      "coordinates)")

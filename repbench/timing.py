@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .models.kernel import kernel_matrices
 from .models.resolve import resolve_model
 from .representations import compute, make_representation
-from .rundir import RunDir, clean_stale_tmp, host_info, lock, versions
+from .rundir import RunDir, clean_stale_tmp, host_info, stage_lock, versions
 from .workspace import (Workspace, check_memory, estimate_features_bytes, estimate_kernel_bytes,
                         take_features)
 
@@ -59,7 +59,7 @@ def run_time(run: RunDir, *, progress: bool = True, console=None, only_missing: 
     only_missing: do nothing (return None) when timings.yaml already holds this model's timings at these
     sizes (``repbench run`` re-run after an edit of an execution setting such as ``time.repeats``).
     """
-    with lock(run.path, "time"):
+    with stage_lock(run.path, "time"):  # shared run-directory lock + the time lock
         cfg = run.config()
         clean_stale_tmp(run.path)  # temporary files of killed writers
         ws = Workspace(run, cfg, progress=False)

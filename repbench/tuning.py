@@ -13,15 +13,26 @@
   optuna's heartbeat fails them after a grace period and retries them with the same parameters
   (optuna's ``RetryHeartbeatStaleTrialCallback``); they do not count towards ``--trials``.
 * ``--trials N`` means: the study holds N finished trials (complete or failed with a reason).
+* A failure that has nothing to do with the trial's parameters (a full disk, a read-only file system) stops
+  ``tune`` with one clear error; the trial is marked interrupted and not counted, so the re-run after the
+  cause is gone continues the study.  Storage errors tell apart a damaged study (the only case where moving
+  it away is advised) from one that is merely unreachable (missing folder, full disk, read-only, server
+  down).  A storage URL's password is masked (``***``) in every message; ``tune --jobs`` hands the URL to
+  its workers in the environment, not on their command line.
+* SIGINT / SIGTERM: a worker marks its running trial interrupted (not counted) and exits; ``tune --jobs``
+  forwards the signal to its workers, waits for them, then marks any trial they left running as
+  interrupted, so the study is consistent when the command exits (130 / 143).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -38,13 +49,21 @@ from .config import Config, thaw
 from .documents import Best, write_best
 from .errors import ConfigError, RepbenchError, RunDirError
 from .models.resolve import trial_model
-from .rundir import RunDir, clean_stale_tmp, lock, write_text
+from .rundir import (DiskFullError, FilesystemError, RunDir, Terminated, clean_stale_tmp, fs_error, lock,
+                     run_lock, signalled, stage_lock, write_text)
 from .workspace import Workspace
 
 log = logging.getLogger("repbench")
 
 HEARTBEAT_S = 10
 GRACE_S = 40
+#: seconds the workers of ``tune --jobs`` get to record their interrupted trials before they are killed
+STOP_WORKERS_S = 30
+#: the environment variable that hands ``--storage`` to the workers of ``tune --jobs`` (off the command line)
+STORAGE_ENV = "REPBENCH_TUNE_STORAGE"
+PARENT_ENV = "REPBENCH_TUNE_PARENT"
+#: longest --timeout / --trial-timeout accepted (about three years; setitimer overflows far above)
+MAX_SECONDS = 1e8
 
 
 class TrialTimeout(Exception):
@@ -73,11 +92,145 @@ def default_storage(run: RunDir) -> str:
     return f"sqlite:///{run.study_db.resolve()}"
 
 
-def _storage(url: str):
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (``scheme://user:***@host/db``, ``?password=***``)."""
+    url = re.sub(r"(://[^/@:]*):([^/]*)@", r"\1:***@", str(url))  # greedy: a password may hold "@"
+    return re.sub(r"(?i)\b(password|passwd|pwd)=[^&;\s]*", r"\1=***", url)
+
+
+def scrub(text: str, url: str | None) -> str:
+    """``text`` with ``url`` and its password masked (sqlalchemy and drivers may quote either)."""
+    text = str(text)
+    if not url:
+        return text
+    from urllib.parse import unquote
+
+    text = text.replace(url, mask_url(url))
+    secrets = re.findall(r"://[^/@:]*:([^/]*)@", url)
+    secrets += re.findall(r"(?i)\b(?:password|passwd|pwd)=([^&;\s]*)", url)
+    for sec in secrets:
+        for v in {sec, unquote(sec)}:
+            if len(v) >= 3:
+                text = text.replace(v, "***")
+    return text
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    return Path(url[len("sqlite:///"):].split("?", 1)[0])
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out = []
+    while e is not None and e not in out and len(out) < 8:
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
+def _first_line(e: BaseException) -> str:
+    # sqlalchemy adds the SQL and a link on more lines; the driver's own message is the most specific
+    for x in reversed(_chain(e)):
+        line = (str(x).strip().splitlines() or [""])[0]
+        if line:
+            return line
+    return e.__class__.__name__
+
+
+def storage_error(url: str, e: BaseException, opening: bool) -> RepbenchError:
+    """One clear error for a storage that failed: damaged (only then is moving it away advised) or merely
+    unreachable (missing folder, full disk, read-only, locked, server down); the password masked."""
+    text = scrub(" | ".join(str(x) for x in _chain(e)), url).lower()
+    first = scrub(_first_line(e), url)
+    path = _sqlite_path(url)
+    where = str(path) if path else mask_url(url)
+    doing = "cannot open the tuning study" if opening else "cannot write the tuning study"
+    intact = ("the study and its finished trials are intact" if not opening or path is None or path.exists()
+              else "no trial is lost")
+    resume = f"then re-run `repbench tune`: {intact}"
+    if any(m in text for m in ("disk is full", "no space left", "disk quota")):
+        return DiskFullError(f"{doing}: disk full", where=where,
+                             hint=f"free some disk space, {resume}")
+    if any(m in text for m in ("readonly database", "read-only file system", "read only file system")):
+        return FilesystemError(f"{doing}: the file or its folder is read-only", where=where,
+                               hint=f"make {path.parent if path else 'it'} and the study file writable (or "
+                                    f"copy the run directory to a writable place), {resume}")
+    if "database is locked" in text:
+        return RunDirError(f"{doing}: the database is locked by another process", where=where,
+                           hint=f"wait for the other process (or stop it), {resume}")
+    if path is not None:
+        folder = path.parent
+        if not folder.is_dir():
+            return RunDirError(f"{doing}: the folder {folder} does not exist", where=where,
+                               hint="create the folder, or give another --storage path; nothing was written")
+        if "unable to open database file" in text or "permission denied" in text:
+            if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
+                return FilesystemError(f"{doing}: permission denied", where=where,
+                                       hint=f"make {folder} and the study file readable and writable for "
+                                            f"this user, {resume}")
+            return RunDirError(f"{doing}: {first}", where=where,
+                               hint=f"check that the file and its folder can be read and written, {resume}")
+        damaged = path.exists() and (not _sqlite_header(path) or any(
+            m in text for m in ("malformed", "file is not a database", "not a database", "corrupt")))
+        if damaged:
+            return RunDirError(f"{doing}: the file is damaged or not an SQLite database ({first})",
+                               where=where,
+                               hint="the trials in it cannot be read: move it away to start a new study, or "
+                                    "try `sqlite3 FILE .recover` on a copy")
+        if opening:
+            return RunDirError(f"{doing}: {first}", where=where,
+                               hint="the file is an SQLite database but not an optuna study this "
+                                    "repbench reads; give another --storage path, or move the file away to "
+                                    "start a new study")
+        return RunDirError(f"{doing}: {first}", where=where, hint=f"see the message, {resume}")
+    verb = "cannot open" if opening else "cannot write"
+    return RepbenchError(f"{verb} the optuna storage {mask_url(url)}: {e.__class__.__name__}: {first}",
+                         where="--storage",
+                         hint="check the URL, that the database exists and the server is reachable; "
+                              "finished trials are kept in the database")
+
+
+def _sqlite_header(path: Path) -> bool:
+    """The file starts like an SQLite database (an empty file is one SQLite has not written yet)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return True  # unreadable is not damaged
+    return head == b"" or head == b"SQLite format 3\x00"
+
+
+def _is_storage_error(e: BaseException) -> bool:
     import optuna
+    import sqlalchemy.exc
+
+    return isinstance(e, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError))
+
+
+@contextmanager
+def storage_errors(url: str, opening: bool = False):
+    """Turn a storage failure (sqlalchemy, optuna) inside the block into one clear error."""
+    try:
+        yield
+    except RepbenchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - sqlalchemy raises many kinds
+        if not _is_storage_error(e):
+            raise
+        raise storage_error(url, e, opening) from None
+
+
+def _storage(url: str):
+    import optuna  # noqa: F401
 
     from optuna import storages
 
+    path = _sqlite_path(url)
+    if path is not None and not path.parent.is_dir():
+        raise RunDirError(f"cannot open the tuning study: the folder {path.parent} does not exist",
+                          where=str(path),
+                          hint="create the folder, or give another --storage path; nothing was written")
     kwargs = {}
     if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # optuna >= 4.9
         kwargs["heartbeat_stale_trial_callback"] = storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
@@ -101,17 +254,11 @@ def _storage(url: str):
                     raise
                 time.sleep(0.2 * (attempt + 1))
     except ImportError as e:
-        raise RepbenchError(f"cannot open the optuna storage {url!r}: {e}",
+        raise RepbenchError(f"cannot open the optuna storage {mask_url(url)}: {scrub(e, url)}",
+                            where="--storage",
                             hint="for PostgreSQL install the driver: pip install 'repbench[postgres]'") from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy raises many kinds
-        first = (str(e).strip().splitlines() or [""])[0]  # sqlalchemy adds the SQL and a link on more lines
-        if url.startswith("sqlite:///"):
-            raise RunDirError(f"cannot open the tuning study: {first}",
-                              where=url[len("sqlite:///"):],
-                              hint="the file is damaged or not an optuna study; move it away to start a new "
-                                   "study (its trials are lost)") from None
-        raise RepbenchError(f"cannot open the optuna storage {url!r}: {e.__class__.__name__}: {first}",
-                            hint="check the URL, that the database exists and the server is reachable") from None
+        raise storage_error(url, e, opening=True) from None
 
 
 def _quiet_optuna() -> None:
@@ -124,6 +271,16 @@ def _quiet_optuna() -> None:
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 
+def _check_study_file(run: RunDir) -> None:
+    """The run's own study file must be the run's: a planted symbolic link is never opened."""
+    for p in (run.tune_dir, run.study_db):
+        if p.is_symlink():
+            raise RunDirError(f"{p.relative_to(run.path)} is a symbolic link; repbench opens no link for the "
+                              "run's study", where=str(run.path),
+                              hint=f"remove the link ({p}), or give the study's location with --storage "
+                                   "sqlite:///PATH")
+
+
 def open_study(run: RunDir, cfg: Config, storage: str | None = None):
     import optuna
 
@@ -132,17 +289,43 @@ def open_study(run: RunDir, cfg: Config, storage: str | None = None):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage or default_storage(run)
     if storage is None:
-        run.tune_dir.mkdir(parents=True, exist_ok=True)
+        _check_study_file(run)
+        try:
+            run.tune_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise fs_error(e, run.tune_dir) or e from None
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=cfg.tune["n_startup_trials"],
                                          multivariate=True, group=True, constant_liar=True)
     # processes of this run directory create a new storage and study one after the other
-    with lock(run.path, "tune-study", wait=True):
+    with lock(run.path, "tune-study", wait=True), storage_errors(url, opening=True):
         st = _storage(url)
         study = optuna.create_study(study_name=run.study_name(cfg), storage=st, sampler=sampler,
-                                    direction="minimize", load_if_exists=True)
+                                    pruner=make_pruner(cfg), direction="minimize", load_if_exists=True)
         study.set_user_attr("study_hash", cfg.study_hash())
         study.set_user_attr("loss", cfg.tune["loss"])
     return study
+
+
+def show_study(run: RunDir, cfg: Config, storage: str | None = None):
+    """The study for reading (``tune --show``): creates no file, storage or study, and writes nothing."""
+    import optuna
+
+    _quiet_optuna()
+    url = storage or default_storage(run)
+    if storage is None:
+        _check_study_file(run)
+        if not run.study_db.is_file():
+            raise RunDirError("no tuning study yet", where=str(run.path),
+                              hint=f"run `repbench tune {run.path}` first")
+    with storage_errors(url, opening=True):
+        st = _storage(url)
+        try:
+            return optuna.load_study(study_name=run.study_name(cfg), storage=st)
+        except KeyError:
+            raise RunDirError(f"the storage holds no study {run.study_name(cfg)!r} for this run's search "
+                              "space",
+                              where=str(run.study_db) if storage is None else "--storage",
+                              hint=f"run `repbench tune {run.path}` first") from None
 
 
 def search_space(cfg: Config) -> dict:
@@ -150,13 +333,33 @@ def search_space(cfg: Config) -> dict:
     return {"representation": thaw(cfg.representation), "kernel": thaw(cfg.kernel)}
 
 
+def make_pruner(cfg: Config):
+    """optuna's pruner for multi-fidelity tuning (``tune.fidelity``): successive halving or Hyperband over
+    the training-set size of the rungs (reduction factor 2), else none."""
+    import optuna
+
+    fid = cfg.tune.get("fidelity")
+    kind = cfg.tune.get("pruner", "none") if fid else "none"
+    if kind == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=int(fid[0]), reduction_factor=2)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=int(fid[0]), reduction_factor=2)
+    return optuna.pruners.NopPruner()
+
+
+def rungs(cfg: Config, n_train: int) -> list[int]:
+    """Training-set sizes (per fold) at which a trial is evaluated: ``tune.fidelity`` below the folds'
+    training size, then the full size."""
+    return sorted({int(r) for r in (cfg.tune.get("fidelity") or []) if int(r) < n_train} | {int(n_train)})
+
+
 def _counted(study) -> tuple[int, int, int]:
-    """(complete, failed-with-reason, running) trials of a study."""
+    """(finished: complete or pruned, failed-with-reason, running) trials of a study."""
     from optuna.trial import TrialState
 
     c = f = r = 0
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.COMPLETE:
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
             c += 1
         elif t.state == TrialState.FAIL and "error" in t.user_attrs:
             f += 1
@@ -165,38 +368,126 @@ def _counted(study) -> tuple[int, int, int]:
     return c, f, r
 
 
-def objective_values(ws, cfg: Config, params: dict) -> dict:
-    """Evaluate one concrete (representation, kernel) on the tuning folds; returns the trial's record."""
-    model = trial_model(cfg, params)
+def objective_values(ws, cfg: Config, params: dict, trial=None) -> dict:
+    """Evaluate one concrete (representation, kernel) on the tuning folds; returns the trial's record.
+
+    With ``tune.fidelity`` the trial is evaluated at growing training-set sizes (rungs; each fold's
+    training part subsampled, stratified and nested, with the seed; the validation parts stay whole): the
+    validation loss at each rung is reported to optuna and a trial that the pruner stops raises
+    ``optuna.TrialPruned`` with the rung recorded.  ``tune.kernel_dtype`` computes the trial kernels in that
+    precision (float32: about twice as fast; the learning curve keeps the config's dtype).
+    """
+    from .splits import rng_for, stratified_sample
+
+    model = trial_model(cfg, params, kernel_dtype=cfg.tune.get("kernel_dtype"))
     ws.rep_hash(model.representation)  # builds (validates) the representation for this dataset
     folds = ws.splits.tune_folds
-    tune_set = ws.splits.tune_set
     krr_cfg = dict(thaw(cfg.krr))
     krr_cfg["loss"] = cfg.tune["loss"]
-    bank = ws.model_bank(model, tune_set)
-    res = ws.refine(model, bank, tune_set, folds, krr_cfg)
+    n_train = min(len(tr) for tr, _ in folds)
+    steps = rungs(cfg, n_train)
+    values = ws.y if cfg.splits["stratify"] else None
+    for r in steps:
+        if r == steps[-1]:
+            sub = folds
+        else:
+            sub = [(stratified_sample(rng_for(cfg.seed, "tune", 100 + k, r), tr, values, r), va)
+                   for k, (tr, va) in enumerate(folds)]
+        rows = np.unique(np.concatenate([np.concatenate(f) for f in sub]))
+        bank = ws.model_bank(model, rows)
+        res = ws.refine(model, bank, rows, sub, krr_cfg)
+        if trial is not None and r != steps[-1]:
+            import optuna
+
+            trial.report(float(res.loss), step=int(r))
+            if trial.should_prune():
+                trial.set_user_attr("rung", int(r))
+                raise optuna.TrialPruned(f"pruned at training size {r}")
+    if trial is not None:
+        trial.set_user_attr("rung", int(steps[-1]))
     return {"loss": float(res.loss), "length_scale": res.ls, "regularization": res.reg,
             "at_bound": list(res.at_bound)}
+
+
+def check_seconds(value, name: str, where: str = "") -> float | None:
+    """``value`` if it is a usable number of seconds (above 0, finite, at most :data:`MAX_SECONDS`) or None;
+    otherwise a :class:`ConfigError` naming ``name`` (``--trial-timeout``, ``tune.trial_timeout`` ...)."""
+    if value is None:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) \
+        and 0 < value <= MAX_SECONDS
+    if not ok:
+        option = name.startswith("--")
+        raise ConfigError(f"{'' if option else name + ': '}{value!r} is not a number of seconds above 0 and "
+                          f"at most {MAX_SECONDS:g}", where=name if option else where,
+                          hint=f"give e.g. {name} 600{' ' if option else ': '}or leave it out for no limit")
+    return float(value)
+
+
+def _env_failure(e: BaseException) -> RepbenchError | None:
+    """The error for a trial failure that has nothing to do with its parameters (a full disk, a read-only
+    file system, missing permissions), or None."""
+    if isinstance(e, FilesystemError):
+        return e
+    if isinstance(e, OSError):
+        return fs_error(e)
+    return None
+
+
+@contextmanager
+def _signals_ignored():
+    """While an interrupted trial is recorded or the workers are stopped: a second SIGINT / SIGTERM must
+    not break the record (the first one is already being acted on)."""
+    old = {}
+    with contextlib.suppress(ValueError):  # not the main thread
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _die_with_parent() -> None:
+    """A worker of ``tune --jobs`` gets SIGTERM when its parent dies, even by SIGKILL (Linux), so that it
+    never runs on as an orphan; if the parent is already gone it stops at once."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent:
+        return
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if str(os.getppid()) != parent:
+        raise Terminated()
 
 
 def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: float | None = None,
            trial_timeout: float | None = None, progress=None, ws=None) -> None:
     """One worker process: ask/evaluate/tell until the study holds ``n_trials`` finished trials."""
-    import optuna
+    from optuna import TrialPruned
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
+    _die_with_parent()
     _quiet_optuna()
     cfg = run.config()
+    trial_timeout = check_seconds(trial_timeout, "--trial-timeout") if trial_timeout is not None else \
+        check_seconds(cfg.tune["trial_timeout"], "tune.trial_timeout", str(run.run_yaml))
+    timeout = check_seconds(timeout, "--timeout")
     ws = ws if ws is not None else Workspace(run, cfg, progress=False)
     study = open_study(run, cfg, storage)
+    url = storage or default_storage(run)
     sp = search_space(cfg)
     t_start = time.monotonic()
-    trial_timeout = trial_timeout if trial_timeout is not None else cfg.tune["trial_timeout"]
     while True:
+        if signalled():  # an interrupt that Python dropped inside a finaliser: stop here all the same
+            raise Terminated() if signalled() == signal.SIGTERM else KeyboardInterrupt()
         # count and ask under one lock, so that two workers of this run directory cannot both start the
         # last missing trial (the study would end with more trials than --trials)
-        with lock(run.path, "tune-study", wait=True):
+        with lock(run.path, "tune-study", wait=True), storage_errors(url):
             fail_stale_trials(study)
             c, f, r = _counted(study)
             if c + f >= n_trials or (timeout is not None and time.monotonic() - t_start > timeout):
@@ -218,60 +509,99 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
         try:
             params = space.suggest(trial, sp)
             with _alarm(trial_timeout):
-                rec = objective_values(ws, cfg, params)
+                rec = objective_values(ws, cfg, params, trial)
             if not math.isfinite(rec["loss"]):
                 raise FloatingPointError("the validation loss is not finite")
+        except TrialPruned:
+            with storage_errors(url):
+                trial.set_user_attr("duration_s", time.perf_counter() - t0)
+                study.tell(trial, state=TrialState.PRUNED)
+            continue
         except KeyboardInterrupt:
             # not counted towards --trials (no "error"): a re-run replaces it
-            trial.set_user_attr("interrupted", True)
-            study.tell(trial, state=TrialState.FAIL)
+            with _signals_ignored(), contextlib.suppress(Exception):
+                trial.set_user_attr("interrupted", True)
+                study.tell(trial, state=TrialState.FAIL)
             raise
         except Exception as e:  # noqa: BLE001 - any failure is recorded, the study goes on
+            env = _env_failure(e)
+            if env is not None:
+                # not the parameters' fault: not counted (no "error"); stop with one clear line, so that the
+                # re-run after the cause is gone continues the study instead of finding it used up
+                with storage_errors(url):
+                    trial.set_user_attr("interrupted", True)
+                    trial.set_user_attr("stopped_by", scrub(env.format(), storage)[:2000])
+                    study.tell(trial, state=TrialState.FAIL)
+                raise type(env)(f"{env.message}; trial {trial.number} was stopped and is not counted",
+                                where=env.where,
+                                hint=(env.hint + "; " if env.hint else "")
+                                + f"`repbench tune {run.path}` then continues the study") from None
             if isinstance(e, (RepbenchError,)):
                 reason = e.format()
             elif isinstance(e, MemoryError):
                 reason = "out of memory"
             else:
                 reason = f"{e.__class__.__name__}: {e}"
-            trial.set_user_attr("error", reason[:2000])
-            trial.set_user_attr("duration_s", time.perf_counter() - t0)
-            if not isinstance(e, (RepbenchError, TrialTimeout, MemoryError, ConfigError)):
-                trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-            study.tell(trial, state=TrialState.FAIL)
+            reason = scrub(reason, storage)
+            with storage_errors(url):
+                trial.set_user_attr("error", reason[:2000])
+                trial.set_user_attr("duration_s", time.perf_counter() - t0)
+                if not isinstance(e, (RepbenchError, TrialTimeout, MemoryError, ConfigError)):
+                    trial.set_user_attr("traceback", scrub(traceback.format_exc()[-4000:], storage))
+                study.tell(trial, state=TrialState.FAIL)
             log.warning("trial %d failed: %s", trial.number, reason)
             continue
-        trial.set_user_attr("length_scale", rec["length_scale"])
-        trial.set_user_attr("regularization", rec["regularization"])
-        trial.set_user_attr("at_bound", rec["at_bound"])
-        trial.set_user_attr("duration_s", time.perf_counter() - t0)
-        trial.set_user_attr("concrete", params)
-        study.tell(trial, rec["loss"])
+        with storage_errors(url):
+            trial.set_user_attr("length_scale", rec["length_scale"])
+            trial.set_user_attr("regularization", rec["regularization"])
+            trial.set_user_attr("at_bound", rec["at_bound"])
+            trial.set_user_attr("duration_s", time.perf_counter() - t0)
+            trial.set_user_attr("concrete", params)
+            study.tell(trial, rec["loss"])
 
 
 def run_tune(run: RunDir, n_trials: int | None = None, *, jobs: int = 1, storage: str | None = None,
              timeout: float | None = None, trial_timeout: float | None = None, show_progress: bool = True,
              console=None) -> dict:
-    """Run the study with ``jobs`` worker processes, then write tune/best.yaml and tune/trials.csv."""
+    """Run the study with ``jobs`` worker processes, then write tune/best.yaml and tune/trials.csv.
+
+    ``timeout`` / ``trial_timeout`` (and the config's) are checked before anything starts.
+    """
     cfg = run.config()
     if not cfg.has_search_space:
         raise ConfigError("the config has no search space: nothing to tune", where=str(run.run_yaml),
                           hint="give a representation or kernel parameter as a leaf such as "
                                "{int: [2, 8]}, or go straight to `repbench curve`")
     n_trials = n_trials or cfg.tune["trials"]
-    timeout = timeout if timeout is not None else cfg.tune["timeout"]
-    ws = Workspace(run, cfg, progress=False)  # a damaged data.h5 is reported before the study is created
-    clean_stale_tmp(run.path)  # temporary files of killed writers
+    timeout = check_seconds(timeout, "--timeout") if timeout is not None else \
+        check_seconds(cfg.tune["timeout"], "tune.timeout", str(run.run_yaml))
+    trial_timeout = check_seconds(trial_timeout, "--trial-timeout") if trial_timeout is not None else \
+        check_seconds(cfg.tune["trial_timeout"], "tune.trial_timeout", str(run.run_yaml))
     if storage is None:
         # the study lives in this run directory: one `repbench tune` at a time (its --jobs workers share
-        # it); a second one is refused with a clear message instead of racing
-        with lock(run.path, "tune"):
+        # it); a second one is refused with a clear message instead of racing.  The shared run-directory
+        # lock keeps `prepare --force` away while it runs.
+        with stage_lock(run.path, "tune"):
+            ws = Workspace(run, cfg, progress=False)  # a damaged data.h5 is reported before the study
+            clean_stale_tmp(run.path)  # temporary files of killed writers
             study = open_study(run, cfg, storage)
-            _fail_orphans(study)
-            return _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout,
-                              show_progress, console, ws)
-    study = open_study(run, cfg, storage)  # create it once before workers race to
-    return _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout, show_progress, console,
-                      ws)
+            with storage_errors(default_storage(run)):
+                _fail_orphans(study)
+            try:
+                return _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout,
+                                  show_progress, console, ws)
+            except KeyboardInterrupt:
+                # the workers are gone and this process holds the tune lock: whatever they left running
+                # is failed as interrupted (not counted), so the study is consistent when we exit
+                with _signals_ignored(), contextlib.suppress(Exception):
+                    _fail_orphans(study)
+                raise
+    with run_lock(run.path, "tune"):
+        ws = Workspace(run, cfg, progress=False)
+        clean_stale_tmp(run.path)
+        study = open_study(run, cfg, storage)  # create it once before workers race to
+        return _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout, show_progress,
+                          console, ws)
 
 
 def _fail_orphans(study) -> None:
@@ -308,7 +638,25 @@ def _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout,
             worker(run, n_trials, storage=storage, timeout=timeout, trial_timeout=trial_timeout, ws=ws)
     else:
         _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, show_progress, console)
-    return write_outputs(run, cfg, study)
+    with storage_errors(storage or default_storage(run)):
+        return write_outputs(run, cfg, study)
+
+
+def _stop_workers(procs: list, sig: int) -> None:
+    """Forward ``sig`` to the workers, give them :data:`STOP_WORKERS_S` to record their interrupted trials,
+    then kill what is left; returns when every worker has exited."""
+    with _signals_ignored():
+        for p in procs:
+            if p.poll() is None:
+                with contextlib.suppress(OSError):
+                    p.send_signal(sig)
+        deadline = time.monotonic() + STOP_WORKERS_S
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, show_progress, console):
@@ -316,33 +664,38 @@ def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, sh
     env = dict(os.environ)
     for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[v] = str(threads)
+    env[PARENT_ENV] = str(os.getpid())
     cmd = [sys.executable, "-m", "repbench", "tune", str(run.path), "--worker", "--trials", str(n_trials)]
     if storage:
-        cmd += ["--storage", storage]
+        env[STORAGE_ENV] = storage  # not on the command line, where `ps` would show its password
     if timeout:
         cmd += ["--timeout", str(timeout)]
     if trial_timeout:
         cmd += ["--trial-timeout", str(trial_timeout)]
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(jobs)]
+    procs = []
     import threading
 
     stop = threading.Event()
     th = None
-    if show_progress:
-        th = threading.Thread(target=_progress_loop, args=(study, n_trials, stop, console), daemon=True)
-        th.start()
     try:
+        for _ in range(jobs):
+            procs.append(subprocess.Popen(cmd, env=env))
+        if show_progress:
+            th = threading.Thread(target=_progress_loop, args=(study, n_trials, stop, console), daemon=True)
+            th.start()
         codes = [p.wait() for p in procs]
-    except KeyboardInterrupt:
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
-            p.wait()
+    except BaseException as e:
+        # SIGINT / SIGTERM (or any failure here): the workers stop too, and are waited for
+        ctrl_c = isinstance(e, KeyboardInterrupt) and not isinstance(e, Terminated)
+        _stop_workers(procs, signal.SIGINT if ctrl_c else signal.SIGTERM)
         raise
     finally:
         stop.set()
         if th:
             th.join()
+    interrupted = [c for c in codes if c in (130, 143, -signal.SIGINT, -signal.SIGTERM)]
+    if interrupted and signalled():
+        raise Terminated() if signalled() == signal.SIGTERM else KeyboardInterrupt()
     bad = [c for c in codes if c != 0]
     if bad:
         raise RepbenchError(f"{len(bad)} of {jobs} tune workers exited with an error (status {bad[0]})",
@@ -380,6 +733,7 @@ def trial_rows(study) -> list[dict]:
                "length_scale": t.user_attrs.get("length_scale"),
                "regularization": t.user_attrs.get("regularization"),
                "duration_s": t.user_attrs.get("duration_s"),
+               "rung": t.user_attrs.get("rung"),
                "error": t.user_attrs.get("error", "")}
         for k, v in t.params.items():
             row[f"param.{k}"] = v
@@ -404,8 +758,13 @@ def write_outputs(run: RunDir, cfg: Config, study) -> dict:
     write_text(run.trials_csv, buf.getvalue())
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     if not complete:
-        raise RepbenchError("no trial completed, so there is no best configuration", where=str(run.path),
-                            hint="see the errors in tune/trials.csv")
+        c, f, r = _counted(study)
+        more = c + f + max(c + f, 1)
+        raise RepbenchError(f"no trial completed, so there is no best configuration: all {c + f} finished "
+                            "trials of the study failed", where=str(run.path),
+                            hint=f"see the errors in tune/trials.csv; once their cause is fixed, run "
+                                 f"more trials with `repbench tune {run.path} --trials {more}`, or change "
+                                 "the search space")
     best = min(complete, key=lambda t: (t.value, t.number))
     concrete = best.user_attrs["concrete"]
     doc = Best(study_hash=cfg.study_hash(), study=study.study_name, trial=best.number, loss=float(best.value),
@@ -427,4 +786,5 @@ def target_unit(cfg: Config) -> str:
 def leaderboard(study, top: int = 15) -> list[dict]:
     rows = [r for r in trial_rows(study)]
     done = sorted([r for r in rows if r["state"] == "COMPLETE"], key=lambda r: (r["loss"], r["number"]))
-    return done[:top] + [r for r in rows if r["state"] == "FAIL"]
+    pruned = sorted([r for r in rows if r["state"] == "PRUNED"], key=lambda r: r["number"])
+    return done[:top] + pruned + [r for r in rows if r["state"] == "FAIL"]

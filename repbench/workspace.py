@@ -120,6 +120,18 @@ class Workspace:
         self.kernel_cache = ArrayCache(run.kernel_cache, "kernels")
         self.block_mb = int(self.cfg.kernel.get("block_mb", 256))  # execution setting
 
+    def split_strategy(self) -> dict:
+        """How the test set was chosen (``strategy`` and its settings), as recorded in data.h5."""
+        raw = self.data_attrs.get("split_strategy")
+        if raw is None:
+            return {"strategy": "random"}
+        import json
+
+        try:
+            return json.loads(str(raw))
+        except ValueError:
+            return {"strategy": str(raw)}
+
     # ------------------------------------------------------------------ representations
     def rep_hash(self, rep_spec: dict) -> str:
         rep = make_representation(rep_spec, self.structures.elements, self.structures.periodic)
@@ -181,13 +193,45 @@ class Workspace:
             reg_start=2.0 ** krr_cfg["reg_start"], ls_bounds=tuple(krr_cfg["ls_bounds"]),
             reg_bounds=tuple(krr_cfg["reg_bounds"]), loss=krr_cfg["loss"], polynomial=no_ls,
             baseline=model.baseline, counts=self.counts[pool],
+            **({"flat_tol": float(krr_cfg["flat_tol"])} if krr_cfg.get("flat_tol") else {}),
+            **({"lookahead": int(krr_cfg["lookahead"])} if krr_cfg.get("lookahead") else {}),
         )
+
+    def self_kernel(self, model: Model, features: Features, length_scale: float | None) -> np.ndarray:
+        """k(x, x) of every structure of ``features`` (the diagonal of its kernel with itself; the
+        predictive standard deviation needs it).  Global Gaussian/Laplacian kernels: 1; local kernels: one
+        small kernel per structure (its atoms against its atoms)."""
+        kern = model.kernel_component
+        ls = [model.kernel_key(length_scale)]
+        if features.offsets is None and kern.name in ("gaussian", "laplacian"):
+            return np.ones(features.n_structures)
+        out = np.empty(features.n_structures)
+        for i in range(features.n_structures):
+            one = take_features(features, np.array([i]))
+            out[i] = kernel_matrices(one, None, model.kernel, ls, block_mb=self.block_mb)[0][0, 0]
+        return out
 
     def fit_predict(self, model: Model, K_train: np.ndarray, K_test_train: np.ndarray, train: np.ndarray,
                     test: np.ndarray, reg: float) -> np.ndarray:
         """Fit ``model`` (baseline + regressor) on ``train`` and predict ``test`` (modelled units)."""
         return model.fit_predict(K_train, K_test_train, self.y[train], self.counts[train], self.counts[test],
                                  reg)
+
+    def fit_predict_std(self, model: Model, K_train: np.ndarray, K_test_train: np.ndarray, train: np.ndarray,
+                        test: np.ndarray, reg: float, K_test_diag: np.ndarray | None):
+        """(predictions, standard deviations or None, fitted regressor) in the modelled unit."""
+        return model.fit_predict_std(K_train, K_test_train, self.y[train], self.counts[train],
+                                     self.counts[test], reg, K_test_diag)
+
+    def uncertainty(self, test: np.ndarray, pred: np.ndarray, std: np.ndarray) -> dict:
+        """Calibration of a predictive standard deviation on ``test`` (report unit; see
+        :class:`repbench.documents.CurvePoint`)."""
+        from .stats import coverage, gaussian_nll
+
+        f = self.target.report_factor
+        y, p, sd = self.y[test] * f, pred * f, np.maximum(std * f, 1e-300)
+        return {"nll": gaussian_nll(y, p, sd), "coverage_68": coverage(y, p, sd, 0.68),
+                "coverage_95": coverage(y, p, sd, 0.95), "mean_std": float(sd.mean())}
 
     def metrics(self, test: np.ndarray, pred: np.ndarray) -> tuple[dict, dict]:
         m = error_metrics(self.y[test], pred)

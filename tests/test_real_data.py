@@ -98,7 +98,7 @@ def test_nmd18_predefined_test_part(tmp_path, shared_data):
                    splits={"train_sizes": [100, 400], "draws": 1, "tune_train": 100, "tune_val": 50},
                    dataset={"name": "nmd18", "path": str(dst), "target": "formation_energy", "per": "cation"})
     s, sp, _ = RunDir(rd.path).read_data()
-    assert doc["test_set"] == {"size": 100, "kind": "predefined"}
+    assert doc["test_set"] == {"size": 100, "kind": "predefined", "strategy": "random"}
     assert sorted(s.ids[sp.test]) == sorted(f"test/{i}" for i in range(1, 101))
     assert doc["report_unit"] == "meV/cation"
     pts = read_yaml(rd.curve_dir / "400-0.yaml")

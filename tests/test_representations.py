@@ -351,7 +351,7 @@ BAD = [
     ({"mbtr": {"k2": {"normalization": "max"}}}, "representation.mbtr.k2.normalization", "l2"),
     ({"mbtr": {"k2": {"normalize_gaussians": "yes"}}}, "representation.mbtr.k2.normalize_gaussians", "true"),
     ({"soap": {}, "sf": {}}, "representation", "expected exactly one representation"),
-    ({"coulomb_matrix": {}}, "representation.coulomb_matrix", "unknown representation 'coulomb_matrix'"),
+    ({"no_such_rep": {}}, "representation.no_such_rep", "unknown representation 'no_such_rep'"),
     ({"soap": [1, 2]}, "representation.soap", "expected a mapping, got list [1, 2] (allowed keys: r_cut, "),
 ]
 
@@ -395,7 +395,7 @@ def test_every_registered_representation_loads(name):
 
 
 @pytest.mark.parametrize("spec,where", [
-    ({"coulomb_matrix": {}}, "representation.coulomb_matrix"),
+    ({"no_such_rep": {}}, "representation.no_such_rep"),
     ({"soap": {}, "sf": {}}, "representation"),
     ({}, "representation"),
 ])

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import IO, Any, Callable, Iterator
+
+import numpy as np
 
 from ..errors import DataError
 from ..registry import Registry, expects
-from ..structures import StructureSet
+from ..structures import StructureSet, check_geometry
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,17 @@ def load_dataset(name: str, path: str | os.PathLike | None = None, **options) ->
 
     Raises
     ------
-    DataError: unknown dataset, missing file, or a file that cannot be read (naming file and line).
+    DataError: unknown dataset, missing file, or a file that cannot be read (naming file and line); a
+        file that is not a regular file or is larger than :data:`MAX_DATA_BYTES`; structures that no
+        representation can use (:func:`~repbench.structures.check_geometry`: two atoms at one position,
+        periodic and non-periodic structures mixed, a degenerate or absurd cell, absurd coordinates).
     """
     r = reader(name)
     if path is None and r.needs_path:
         raise DataError(f"dataset {name!r} needs a path", where="dataset.path", hint=r.how_to_get)
-    return r.load(path, **{k: v for k, v in options.items() if k in r.options})
+    s = r.load(path, **{k: v for k, v in options.items() if k in r.options})
+    check_geometry(s)
+    return s
 
 
 # --------------------------------------------------------------------------- helpers for the readers
@@ -118,13 +126,217 @@ def require_path(path: str | os.PathLike, dataset: str, *, kind: str = "any") ->
     return p
 
 
-def read_text(path: Path, dataset: str) -> str:
-    """The text of ``path`` (UTF-8, undecodable bytes replaced); unreadable files raise :class:`DataError`."""
+# --------------------------------------------------------------------------- bounded, regular-file reads
+#: The largest data file a reader reads (bytes).  Readers hold a file's text in memory, so a bigger file
+#: (or a device such as /dev/zero) is refused before anything is read.
+MAX_DATA_BYTES = 2 * 2**30
+#: The largest uncompressed total a ``qm9-raw`` archive may hold (the real one holds about 0.4 GB).
+MAX_ARCHIVE_BYTES = 4 * 2**30
+
+
+def _size_text(n: int) -> str:
+    if n < 10 * 2**20:
+        return f"{n} bytes"
+    for unit, f in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= f:
+            return f"{n / f:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_regular(path: str | os.PathLike, max_bytes: int, *, error: type = DataError, what: str = "file",
+                  hint: str = "") -> os.stat_result:
+    """``os.stat`` of ``path`` if it is a regular file (links followed) of at most ``max_bytes``; else
+    ``error`` naming it.  Nothing is opened: a FIFO, a device or a socket is refused before any read, so
+    it can neither hang repbench nor feed it endless data."""
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{what} not found", where=str(path), hint=hint or "check the path") from None
     except OSError as e:
-        raise DataError(f"cannot read the file: {e.strerror or e}", where=str(path),
-                        hint=how_to_get(dataset)) from None
+        raise error(f"cannot read the {what}: {e.strerror or e}", where=str(path), hint=hint) from None
+    _check_stat(st, path, max_bytes, error, what, hint)
+    return st
+
+
+def _check_stat(st: os.stat_result, path, max_bytes: int, error: type, what: str, hint: str = "") -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"the {what} is {_kind_of(st.st_mode)}, not a regular file", where=str(path),
+                    hint="give a regular file; repbench does not read pipes, devices or sockets")
+    if st.st_size > max_bytes:
+        raise error(f"the {what} holds {_size_text(st.st_size)}, more than the {_size_text(max_bytes)} "
+                    "repbench reads", where=str(path),
+                    hint=hint or "is this the right file? split a larger data set into several files")
+
+
+def open_regular(path: str | os.PathLike, max_bytes: int = MAX_DATA_BYTES, *, error: type = DataError,
+                 what: str = "file", hint: str = "") -> IO[bytes]:
+    """Open ``path`` for binary reading if it is a regular file of at most ``max_bytes`` (else ``error``,
+    a :class:`~repbench.errors.RepbenchError` subclass, naming it).
+
+    The one way repbench's readers and the config loader open a user's file: the file is checked with
+    ``stat`` before it is opened, opened without blocking (a FIFO swapped in meanwhile cannot hang the
+    open) and checked again on the open descriptor.  Read at most ``max_bytes + 1`` bytes from it (see
+    :func:`read_bytes`): a regular file can grow after the check.
+    """
+    check_regular(path, max_bytes, error=error, what=what, hint=hint)
+    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+             | getattr(os, "O_NOCTTY", 0))
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise error(f"cannot read the {what}: {e.strerror or e}", where=str(path), hint=hint) from None
+    try:
+        _check_stat(os.fstat(fd), path, max_bytes, error, what, hint)
+        if getattr(os, "O_NONBLOCK", 0):
+            import fcntl
+
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_DATA_BYTES, *, error: type = DataError,
+               what: str = "file", hint: str = "") -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes`` (see :func:`open_regular`)."""
+    with open_regular(path, max_bytes, error=error, what=what, hint=hint) as f:
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as e:
+            raise error(f"cannot read the {what}: {e.strerror or e}", where=str(path), hint=hint) from None
+    if len(data) > max_bytes:
+        raise error(f"the {what} grew beyond the {_size_text(max_bytes)} repbench reads while it was read",
+                    where=str(path), hint="is another program writing it?")
+    return data
+
+
+def read_text(path: Path, dataset: str, max_bytes: int = MAX_DATA_BYTES) -> str:
+    """The text of ``path`` (UTF-8, undecodable bytes replaced); unreadable files, files that are not
+    regular files (FIFOs, devices) and files larger than ``max_bytes`` raise :class:`DataError`."""
+    return read_bytes(path, max_bytes, hint=how_to_get(dataset)).decode("utf-8", errors="replace")
+
+
+# --------------------------------------------------------------------------- HDF5 files repbench reads
+class UnsafeHDF5(Exception):
+    """An HDF5 file uses a feature repbench never writes and that could make a read reach outside the
+    file (an external link, external storage, a virtual dataset) or run code (a filter plugin)."""
+
+
+class OversizedHDF5(ValueError):
+    """An HDF5 file declares more data than it can hold (a crafted or damaged file): reading it would try
+    to allocate the declared size."""
+
+
+#: Objects (groups and datasets) an HDF5 file of repbench may hold; more means a crafted or looping file.
+MAX_H5_OBJECTS = 2_000_000
+#: Largest attribute repbench reads (bytes).
+MAX_H5_ATTRIBUTE = 2**20
+_H5_SLACK = 2**20
+
+
+def _h5_check_attrs(obj, name: str) -> None:
+    import h5py
+
+    for a in obj.attrs:
+        aid = obj.attrs.get_id(a)
+        dt = aid.dtype
+        if h5py.check_ref_dtype(dt) is not None or (dt.kind in ("O", "V")
+                                                    and h5py.check_string_dtype(dt) is None):
+            raise UnsafeHDF5(f"attribute {a!r} of {name or '/'} has an unexpected data type ({dt})")
+        n = int(np.prod(aid.shape, dtype=np.float64)) if aid.shape else 1
+        if n * max(dt.itemsize, 1) > MAX_H5_ATTRIBUTE:
+            raise OversizedHDF5(f"attribute {a!r} of {name or '/'} declares {_size_text(n * dt.itemsize)}")
+
+
+def check_h5(f, file_size: int | None = None) -> None:
+    """Check an open HDF5 file before anything is read from it.
+
+    Raises :class:`UnsafeHDF5` for an external or soft link, a dataset with external storage, a virtual
+    dataset, a filter other than Fletcher-32 (repbench writes none of these) or a reference data type; and
+    :class:`OversizedHDF5` when the datasets declare more bytes than the file holds (``file_size``,
+    default: the file's size on disk) or an attribute is larger than :data:`MAX_H5_ATTRIBUTE`.  Nothing is
+    followed or read but the file's own metadata.
+    """
+    import h5py
+
+    if file_size is None:
+        file_size = os.path.getsize(f.filename)
+    allowed_filters = {h5py.h5z.FILTER_FLETCHER32}
+    declared = 0
+    seen = 0
+    stack: list[tuple[Any, str]] = [(f, "")]
+    while stack:
+        g, gname = stack.pop()
+        _h5_check_attrs(g, gname)
+        for key in g:
+            name = f"{gname}/{key}"
+            seen += 1
+            if seen > MAX_H5_OBJECTS:
+                raise OversizedHDF5(f"more than {MAX_H5_OBJECTS} objects")
+            link = g.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise UnsafeHDF5(f"{name} is an external link to {link.filename}:{link.path}")
+            if not isinstance(link, h5py.HardLink):
+                raise UnsafeHDF5(f"{name} is a {type(link).__name__}, not a plain group or dataset")
+            obj = g[key]
+            if isinstance(obj, h5py.Group):
+                stack.append((obj, name))
+                continue
+            if not isinstance(obj, h5py.Dataset):
+                raise UnsafeHDF5(f"{name} is a {type(obj).__name__}")
+            dcpl = obj.id.get_create_plist()
+            if dcpl.get_layout() == h5py.h5d.VIRTUAL:
+                raise UnsafeHDF5(f"{name} is a virtual dataset")
+            if dcpl.get_external_count() > 0:
+                raise UnsafeHDF5(f"{name} has external storage (its data lie in another file)")
+            for i in range(dcpl.get_nfilters()):
+                code = dcpl.get_filter(i)[0]
+                if code not in allowed_filters:
+                    raise UnsafeHDF5(f"{name} uses HDF5 filter {code}")
+            dt = obj.dtype
+            if h5py.check_ref_dtype(dt) is not None or (dt.kind in ("O", "V")
+                                                        and h5py.check_string_dtype(dt) is None):
+                raise UnsafeHDF5(f"{name} has an unexpected data type ({dt})")
+            _h5_check_attrs(obj, name)
+            shape = obj.shape
+            n = 0 if shape is None else float(np.prod(shape, dtype=np.float64))
+            nbytes = n * max(dt.itemsize, 1)
+            declared += nbytes
+            if declared > file_size + _H5_SLACK:
+                raise OversizedHDF5(f"{name} declares shape {shape} ({_size_text(int(min(nbytes, 2**62)))}) "
+                                    f"but the file holds {_size_text(file_size)}")
+
+
+@contextlib.contextmanager
+def open_h5(path: str | os.PathLike, *, max_bytes: int | None = None, error: type = DataError,
+            what: str = "HDF5 file") -> Iterator[Any]:
+    """An HDF5 file repbench wrote, opened read-only after :func:`check_regular` and :func:`check_h5`.
+
+    A file that is not a regular file raises ``error``; :class:`UnsafeHDF5` and :class:`OversizedHDF5`
+    propagate (the caller decides: refuse, or treat as damaged); h5py's own errors (``OSError`` for a
+    truncated or non-HDF5 file) propagate as they are.
+    """
+    import h5py
+
+    st = check_regular(path, max_bytes if max_bytes is not None else 2**62, error=error, what=what)
+    with h5py.File(path, "r") as f:
+        check_h5(f, st.st_size)
+        yield f
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:

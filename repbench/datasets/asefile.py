@@ -13,6 +13,7 @@ structure index.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -20,8 +21,8 @@ import numpy as np
 
 from ..errors import DataError
 from ..structures import StructureSet, TargetInfo
-from . import ENERGY_UNITS, DatasetReader, require_path
-from .xyz import check_layout
+from . import ENERGY_UNITS, MAX_DATA_BYTES, DatasetReader, check_regular, read_text, require_path
+from .xyz import check_counts, check_layout
 
 
 def convert_unit(values: np.ndarray, n_atoms: np.ndarray, unit: str, extensive: bool
@@ -52,12 +53,26 @@ def load_ase_file(path: str | os.PathLike, *, target_key: str | None = None, tar
     p = require_path(path, "file", kind="file")
     import ase.io
 
+    text = None
+    if _is_xyz(p, format):
+        # read once, bounded; the atom counts are checked before ASE loops over them, and ASE parses the
+        # text read here (not the path again, which could meanwhile be a FIFO)
+        text = read_text(p, "file")
+        if not text.strip():
+            raise DataError("Empty file: it holds no structures", where=str(p),
+                            hint="check the file and its format")
+        check_counts(text, p)
+        source = io.StringIO(text)
+        fmt = format or "extxyz"
+    else:  # other formats: ASE opens the path; a FIFO, a device or a too large file is refused first
+        check_regular(p, MAX_DATA_BYTES, hint=READER.how_to_get)
+        source, fmt = p, format
     try:
-        atoms_list = ase.io.read(p, index=":", format=format)
+        atoms_list = ase.io.read(source, index=":", format=fmt)
     except Exception as e:  # noqa: BLE001 - ASE raises many kinds; all mean "this file cannot be read"
         msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        if _is_xyz(p, format):  # ASE's messages carry no line number: name the broken line if we can
-            check_layout(p)
+        if text is not None:  # ASE's messages carry no line number: name the broken line if we can
+            check_layout(p, text)
         raise DataError(f"ASE cannot read the file: {msg}", where=str(p),
                         hint="check the file, or give its format (dataset.format: extxyz, vasp-out, aims ...)"
                         ) from None

@@ -30,6 +30,7 @@ Each geometry is checked against its CSV row: number of atoms, and cation fracti
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -37,7 +38,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..structures import StructureSet, TargetInfo, atomic_number
-from . import DatasetReader, how_to_get, read_text, require_path
+from . import MAX_DATA_BYTES, DatasetReader, how_to_get, open_regular, read_text, require_path
 
 #: Atomic numbers of the cations and of oxygen.
 AL, GA, IN, O = 13, 31, 49, 8
@@ -101,28 +102,35 @@ def _is_number(s: str) -> bool:
 
 
 def _read_csv(path: Path) -> tuple[list[str], dict[str, tuple[int, dict[str, str]]]]:
-    """(header, id -> (line number, row dict)) of a Kaggle CSV."""
-    try:
-        fh = open(path, newline="", encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"cannot read the file: {e.strerror or e}", where=str(path)) from None
-    rows: dict[str, tuple[int, dict[str, str]]] = {}
-    with fh:
+    """(header, id -> (line number, row dict)) of a Kaggle CSV (a regular file of bounded size)."""
+    raw = open_regular(path, MAX_DATA_BYTES, hint=how_to_get("nmd18"))
+    with io.TextIOWrapper(raw, newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        if "id" not in header:
-            raise DataError("no 'id' column", where=f"{path}:1", hint="is this the Kaggle NOMAD 2018 CSV?")
-        for row in reader:
-            if not row or not any(row):
-                continue
-            if len(row) != len(header):
-                raise DataError(f"row has {len(row)} fields, the header {len(header)}",
-                                where=f"{path}:{reader.line_num}", hint="the file is truncated or damaged")
-            r = dict(zip(header, (v.strip() for v in row)))
-            if r["id"] in rows:
-                raise DataError(f"id {r['id']} appears twice (first at line {rows[r['id']][0]})",
-                                where=f"{path}:{reader.line_num}", hint="ids must be unique")
-            rows[r["id"]] = (reader.line_num, r)
+        try:
+            return _csv_rows(reader, path)
+        except csv.Error as e:
+            raise DataError(f"malformed CSV: {e}", where=f"{path}:{reader.line_num}",
+                            hint="the file is damaged; fix it or download it again") from None
+        except OSError as e:
+            raise DataError(f"cannot read the file: {e.strerror or e}", where=str(path)) from None
+
+
+def _csv_rows(reader, path: Path) -> tuple[list[str], dict[str, tuple[int, dict[str, str]]]]:
+    rows: dict[str, tuple[int, dict[str, str]]] = {}
+    header = [h.strip() for h in next(reader, [])]
+    if "id" not in header:
+        raise DataError("no 'id' column", where=f"{path}:1", hint="is this the Kaggle NOMAD 2018 CSV?")
+    for row in reader:
+        if not row or not any(row):
+            continue
+        if len(row) != len(header):
+            raise DataError(f"row has {len(row)} fields, the header {len(header)}",
+                            where=f"{path}:{reader.line_num}", hint="the file is truncated or damaged")
+        r = dict(zip(header, (v.strip() for v in row)))
+        if r["id"] in rows:
+            raise DataError(f"id {r['id']} appears twice (first at line {rows[r['id']][0]})",
+                            where=f"{path}:{reader.line_num}", hint="ids must be unique")
+        rows[r["id"]] = (reader.line_num, r)
     return header, rows
 
 
@@ -142,7 +150,7 @@ def _read_part(folder: Path, part: str, rows: dict[str, tuple[int, dict[str, str
     for sid, (ln, r) in rows.items():
         where = f"{csv_path}:{ln}"
         geo = folder / part / sid / "geometry.xyz"
-        if not geo.is_file():
+        if not geo.exists():
             raise DataError(f"geometry of {part} id {sid} not found: {geo}", where=where,
                             hint="the folder must hold <part>/<id>/geometry.xyz for every CSV row; "
                                  + how_to_get("nmd18"))
@@ -180,7 +188,7 @@ def load_nmd18(path: str | os.PathLike) -> StructureSet:
     if p.is_file():  # the user pointed at train.csv
         p = p.parent
     train_csv = p / "train.csv"
-    if not train_csv.is_file():
+    if not train_csv.exists():  # (a FIFO or folder of that name is refused by the reader, naming it)
         raise DataError("train.csv not found in this folder", where=str(p), hint=how_to_get("nmd18"))
     header, rows = _read_csv(train_csv)
     needed = ("number_of_total_atoms", "percent_atom_al", "percent_atom_ga", "percent_atom_in",
@@ -217,6 +225,11 @@ def load_nmd18(path: str | os.PathLike) -> StructureSet:
                             "not loaded")
 
     recs = [r for r, _ in records]
+    # group labels for `splits.strategy: group` (space group number of the Kaggle tables)
+    part_rows = {"train": rows, "test": t_rows if meta["n_test"] else {}}
+    meta["labels"] = {"spacegroup": np.array([
+        str(part_rows[part].get(r[0].split("/", 1)[1], (0, {}))[1].get("spacegroup", "")).strip()
+        for r, part in records])}
     counts = np.array([len(r[2]) for r in recs])
     z = np.concatenate([r[2] for r in recs])
     targets = {"formation_energy": np.array([r[4] for r in recs]), "bandgap": np.array([r[5] for r in recs])}

@@ -31,7 +31,9 @@ A, B, C            GHz              no          rotational constants
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import logging
 import os
@@ -39,13 +41,14 @@ import re
 import tarfile
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from ..errors import DataError
 from ..structures import SYMBOLS, StructureSet, TargetInfo, atomic_number
-from . import DatasetReader, atomic_file, cache_root, read_text, require_path
+from . import (MAX_ARCHIVE_BYTES, MAX_DATA_BYTES, DatasetReader, OversizedHDF5, UnsafeHDF5, atomic_file,
+               cache_root, open_h5, open_regular, read_text, require_path)
 
 log = logging.getLogger("repbench")
 
@@ -173,11 +176,9 @@ def read_qm9pack_csv(files: list[Path]) -> dict[str, np.ndarray]:
     gdb_all, z_all, pos_all, counts_all, props_all = [], [], [], [], []
     strip = str.maketrans("", "", "[]'\" ")
     for path in files:
-        try:
-            fh = open(path, newline="", encoding="utf-8")
-        except OSError as e:
-            raise DataError(f"cannot read the file: {e.strerror or e}", where=str(path)) from None
-        with fh:
+        raw = open_regular(path, MAX_DATA_BYTES, hint="reinstall qm9pack, or give a folder of qm9pack CSVs")
+        with io.TextIOWrapper(raw, newline="", encoding="utf-8", errors="replace") as fh, \
+                _csv_errors(path, lambda: reader.line_num):
             reader = csv.reader(fh)
             header = next(reader, None)
             if header is None:
@@ -273,6 +274,22 @@ def read_qm9pack_csv(files: list[Path]) -> dict[str, np.ndarray]:
     }
 
 
+@contextlib.contextmanager
+def _csv_errors(path: Path, line: Callable[[], int]) -> Iterator[None]:
+    """A malformed CSV (a field longer than the csv module's limit, a NUL byte) as a DataError."""
+    try:
+        yield
+    except csv.Error as e:
+        try:
+            where = f"{path}:{line()}"
+        except NameError:  # before the reader existed
+            where = str(path)
+        raise DataError(f"malformed CSV: {e}", where=where,
+                        hint="the file is damaged; reinstall qm9pack or fix the file") from None
+    except OSError as e:
+        raise DataError(f"cannot read the file: {e.strerror or e}", where=str(path)) from None
+
+
 def _signature(files: list[Path]) -> str:
     """JSON of the files' names, sizes and modification times (a changed file invalidates the cache)."""
     sig = []
@@ -286,10 +303,8 @@ def read_cache(path: Path, signature: str) -> dict[str, np.ndarray] | None:
     """The cached arrays, or ``None`` if ``path`` is absent, stale or damaged (a damaged file is deleted)."""
     if not path.exists():
         return None
-    import h5py
-
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5(path, what="QM9 cache") as f:
             if f.attrs.get("signature") != signature:
                 log.info("QM9 cache %s is stale; rebuilding it", path)
                 return None
@@ -300,6 +315,14 @@ def read_cache(path: Path, signature: str) -> dict[str, np.ndarray] | None:
               and out["positions"].shape == (len(out["z"]), 3) and out["props"].shape == (n, len(PROPERTIES)))
         if not ok:
             raise ValueError("inconsistent array shapes")
+    except UnsafeHDF5 as e:
+        raise DataError(f"the QM9 cache file is not one repbench wrote: {e}", where=str(path),
+                        hint="delete the file (repbench never writes HDF5 links or external storage); it is "
+                             "rebuilt on the next load") from None
+    except OversizedHDF5 as e:
+        log.warning("QM9 cache %s is damaged (%s); rebuilding it", path, e)
+        path.unlink(missing_ok=True)
+        return None
     except Exception as e:  # noqa: BLE001 - whatever is wrong, the cache cannot be trusted
         log.warning("QM9 cache %s is damaged (%s: %s); rebuilding it", path, e.__class__.__name__, e)
         path.unlink(missing_ok=True)
@@ -469,15 +492,24 @@ def _raw_texts(p: Path) -> Iterator[tuple[str, str]]:
             yield str(f), read_text(f, "qm9-raw")
         return
     if p.name.endswith(_TAR_SUFFIXES):
+        total = 0
+        raw = open_regular(p, MAX_DATA_BYTES, hint=QM9_RAW_READER.how_to_get)
         try:
-            with tarfile.open(p, "r|*") as tf:  # streaming: members in order, nothing written to disk
+            # streaming: members in order, nothing written to disk; every member's size is bounded by its
+            # header before it is read, and so is the archive's uncompressed total
+            with raw, tarfile.open(fileobj=raw, mode="r|*") as tf:
                 for m in tf:
                     if not (m.isfile() and m.name.endswith(".xyz")):
                         continue
+                    total += m.size
+                    if m.size > MAX_DATA_BYTES or total > MAX_ARCHIVE_BYTES:
+                        raise DataError(f"the archive member {m.name[:100]!r} makes the archive hold more "
+                                        f"than {MAX_ARCHIVE_BYTES / 2**30:.0f} GiB of records", where=str(p),
+                                        hint="is this the QM9 archive (about 0.4 GB unpacked)?")
                     fh = tf.extractfile(m)
                     if fh is None:
                         continue
-                    yield f"{p}:{m.name}", fh.read().decode("utf-8", errors="replace")
+                    yield f"{p}:{m.name}", fh.read(m.size).decode("utf-8", errors="replace")
         except (tarfile.TarError, OSError, EOFError) as e:
             raise DataError(f"cannot read the archive: {e}", where=str(p),
                             hint="the download may be incomplete; download it again") from None
@@ -498,13 +530,13 @@ def load_qm9_raw(path: str | os.PathLike, *, exclude: str | os.PathLike | Iterab
     exclude_src = ""
     if exclude is None:
         cand = (p if p.is_dir() else p.parent) / "uncharacterized.txt"
-        if cand.is_file():
+        if cand.exists():  # a FIFO or folder of that name is refused (not silently skipped)
             exclude_ids, exclude_src = read_exclude_list(cand), str(cand)
     elif exclude is False:
         pass
     elif isinstance(exclude, (str, os.PathLike)):
         ex = Path(exclude).expanduser()
-        if not ex.is_file():
+        if not ex.exists():
             raise DataError("exclusion list not found", where=str(ex),
                             hint="give uncharacterized.txt from the QM9 figshare collection, or no list")
         exclude_ids, exclude_src = read_exclude_list(ex), str(ex)

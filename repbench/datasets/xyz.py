@@ -57,16 +57,50 @@ def parse_float(value: str, what: str, where: str) -> float:
         raise DataError(f"{what} = {value!r} is not a number", where=where, hint="fix the value") from None
 
 
-def check_layout(path: Path) -> None:
+def check_counts(text: str, path: Path) -> None:
+    """Check that every structure's atom count fits in the file before a parser loops over it.
+
+    A count larger than the lines that follow (``999999999999`` in a header) makes ASE loop or allocate
+    for as many atoms; here it raises :class:`DataError` naming the line (through :func:`check_layout`).
+    One pass over the structures' first lines: O(number of structures).  Lines that are not a count are
+    left to the parser (and :func:`check_layout`).
+    """
+    lines = text.splitlines()
+    n_lines = len(lines)
+    i = 0
+    while i < n_lines:
+        if not lines[i].strip():
+            i += 1
+            continue
+        head = lines[i].split()
+        if len(head) != 1:
+            return
+        try:
+            n = int(head[0])
+        except ValueError:
+            return
+        if n < 0 or i + 2 + n > n_lines:
+            check_layout(path, text)  # names the first missing or broken line
+            raise DataError(f"a structure declares {n} atoms but {max(n_lines - i - 2, 0)} lines follow its "
+                            "comment line", where=f"{path}:{i + 1}",
+                            hint="fix the atom count, or the file was cut short")
+        i += 2 + n
+
+
+def check_layout(path: Path, text: str | None = None) -> None:
     """Raise :class:`DataError` naming the first line of ``path`` that breaks the (extended) XYZ layout.
 
     Returns quietly when the file is not text or every structure looks right (the problem, if any, is one
-    this scan does not know); meant for when ASE has failed to read the file.
+    this scan does not know); meant for when ASE has failed to read the file.  ``text``: the file's text
+    if already read.
     """
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return
+    if text is None:
+        from . import read_text
+
+        try:
+            text = read_text(path, "file")
+        except DataError:
+            return
     if "\x00" in text or "\ufffd" in text:  # not a text file: the caller's message says enough
         return
     lines = text.splitlines()

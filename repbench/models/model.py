@@ -111,3 +111,16 @@ class Model:
         b = self.make_baseline().fit(counts_train, y_train)
         reg = self.make_regressor(regularization).fit(K_train, y_train - b.predict(counts_train))
         return reg.predict(K_test_train) + b.predict(counts_test)
+
+    def fit_predict_std(self, K_train: np.ndarray, K_test_train: np.ndarray, y_train: np.ndarray,
+                        counts_train: np.ndarray, counts_test: np.ndarray, regularization: float,
+                        K_test_diag: np.ndarray | None = None):
+        """As :meth:`fit_predict`, also the predictive standard deviation where the regressor gives one
+        (else None) and the fitted regressor: (predictions, std, regressor)."""
+        b = self.make_baseline().fit(counts_train, y_train)
+        reg = self.make_regressor(regularization).fit(K_train, y_train - b.predict(counts_train))
+        offset = b.predict(counts_test)
+        if reg.has_std and K_test_diag is not None:
+            pred, std = reg.predict(K_test_train, return_std=True, K_test_diag=K_test_diag)
+            return pred + offset, std, reg
+        return reg.predict(K_test_train) + offset, None, reg

@@ -36,7 +36,10 @@ def resolve_model(run: RunDir, cfg: Config) -> Model:
                              regularization=cfg.krr["regularization"])
 
 
-def trial_model(cfg: Config, params: dict) -> Model:
-    """The model of one tuning trial (``params``: the concrete representation and kernel sections)."""
-    return Model.from_config(cfg, representation=params["representation"], kernel=params["kernel"],
-                             source="trial")
+def trial_model(cfg: Config, params: dict, kernel_dtype: str | None = None) -> Model:
+    """The model of one tuning trial (``params``: the concrete representation and kernel sections);
+    ``kernel_dtype`` overrides the kernel precision for the trial (``tune.kernel_dtype``)."""
+    kernel = dict(params["kernel"])
+    if kernel_dtype is not None:
+        kernel["dtype"] = kernel_dtype
+    return Model.from_config(cfg, representation=params["representation"], kernel=kernel, source="trial")

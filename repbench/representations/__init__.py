@@ -27,6 +27,11 @@ REPRESENTATIONS: Registry = Registry("representation", {
     "lmbtr": "repbench.representations.lmbtr:LMBTRRepresentation",
     "python": "repbench.representations.python_function:PythonRepresentation",
     "dscribe": "repbench.representations.dscribe_any:DscribeRepresentation",
+    "coulomb_matrix": "repbench.representations.coulomb_matrix:CoulombMatrixRepresentation",
+    "sine_matrix": "repbench.representations.sine_matrix:SineMatrixRepresentation",
+    "ewald_matrix": "repbench.representations.ewald_matrix:EwaldMatrixRepresentation",
+    "fchl19": "repbench.representations.fchl19:FCHL19Representation",
+    "soap_featomic": "repbench.representations.soap_featomic:FeatomicSOAPRepresentation",
 }, check=expects(Representation, instance=False, hint="see docs/extending.md (Add your representation)"))
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, DataError, RepbenchError
+from ..progress import progress_lines
 from ..structures import SYMBOLS, StructureSet, atomic_number
 
 
@@ -556,10 +557,13 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
         # auto_refresh=False: no refresh thread, so forking below is safe
         with _progress_bar(progress) as bar:
             task = bar.add_task(rep.kind, total=n)
+            ticker = progress_lines(f"representation {rep.kind}", n, "structures") if progress else None
 
             def advance(k: int) -> None:
                 bar.advance(task, k)
                 bar.refresh()
+                if ticker is not None:
+                    ticker.advance(k)
 
             if n_workers > 1 and auto:
                 # time the first chunk here; fork only if the rest would take long enough to gain from it

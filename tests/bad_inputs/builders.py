@@ -159,8 +159,146 @@ def _timings_yaml_damaged(run: Path) -> None:
     (run / "curve.yaml").write_text(yaml.safe_dump({
         "format": 2, "run": "good", "dataset": "qm9", "target": "U0_atomization", "per": "structure",
         "representation": "soap", "report_unit": "kcal/mol",
-        "sizes": [{"size": 10, "mean_report": {"mae": 1.0}, "std_report": {"mae": 0.1}}]}))
+        "sizes": [{"size": 10, "mean_report": {"rmse": 1.2, "mae": 1.0, "maxae": 2.0, "r2": 0.9},
+                   "std_report": {"rmse": 0.1, "mae": 0.1, "maxae": 0.2, "r2": 0.01}}]}))
     (run / "timings.yaml").write_text("format: 2\nsizes: []\n")
+
+
+# ---- crafted data.h5 (tests/test_hostile_inputs.py checks the same at the unit level)
+SECRET = "TOP-SECRET-TOKEN"
+
+
+def _replace_dataset(run: Path, name: str, make) -> None:
+    with h5py.File(run / "data.h5", "a") as f:
+        n = len(f[name])
+        del f[name]
+        make(f, name, n)
+
+
+def _data_huge_shape(run: Path) -> None:
+    """positions declared as 2**40 x 3 doubles (24 TiB) in a file of a few KiB: no chunk is written."""
+    _replace_dataset(run, "structures/positions",
+                     lambda f, name, n: f.create_dataset(name, shape=(2**40, 3), dtype="f8",
+                                                         chunks=(1024, 3)))
+
+
+def _secret_file(run: Path) -> Path:
+    """A file outside the run directory that no config names."""
+    secret = run.parent / "secret.txt"
+    secret.write_text((SECRET + "\n") * 64)
+    return secret
+
+
+def _data_external_storage(run: Path) -> None:
+    """ids stored in a file outside the run directory (HDF5 external storage): reading them read that file."""
+    secret = _secret_file(run)
+    _replace_dataset(run, "structures/ids", lambda f, name, n: f.create_dataset(
+        name, shape=(n,), dtype="S17", external=[(str(secret), 0, 17 * n)]))
+
+
+def _data_external_link(run: Path) -> None:
+    """structures/targets is an external link into another HDF5 file."""
+    other = run.parent / "other.h5"
+    with h5py.File(run / "data.h5", "a") as f, h5py.File(other, "w") as g:
+        f.copy(f["structures/targets"], g, "targets")
+        del f["structures/targets"]
+        f["structures/targets"] = h5py.ExternalLink(str(other), "/targets")
+
+
+def _data_virtual_dataset(run: Path) -> None:
+    """positions as a virtual dataset mapping another file's data."""
+    import numpy as np
+
+    other = run.parent / "other.h5"
+    with h5py.File(run / "data.h5", "a") as f:
+        pos = f["structures/positions"][()]
+        with h5py.File(other, "w") as g:
+            g["p"] = pos
+        layout = h5py.VirtualLayout(shape=pos.shape, dtype=np.float64)
+        layout[:] = h5py.VirtualSource(str(other), "p", shape=pos.shape)
+        del f["structures/positions"]
+        f.create_virtual_dataset("structures/positions", layout)
+
+
+def _data_split_out_of_range(run: Path) -> None:
+    """A test index beyond the structures (unchecked datasets: no checksum catches it)."""
+    with h5py.File(run / "data.h5", "a") as f:
+        test = f["splits/test"][()]
+        test[0] = 10**9
+        del f["splits/test"]
+        f["splits/test"] = test
+
+
+# ---- damaged values in the documents (types and ranges, not syntax)
+def _curve_doc() -> dict:
+    return {"format": 2, "run": "good", "dataset": "qm9", "target": "U0_atomization", "per": "structure",
+            "representation": "soap", "report_unit": "kcal/mol",
+            "sizes": [{"size": 10, "mean_report": {"rmse": 1.2, "mae": 1.0, "maxae": 2.0, "r2": 0.9},
+                       "std_report": {"rmse": 0.1, "mae": 0.1, "maxae": 0.2, "r2": 0.01}}]}
+
+
+def _write_curve(run: Path, edit) -> None:
+    doc = _curve_doc()
+    edit(doc)
+    (run / "curve.yaml").write_text(yaml.safe_dump(doc))
+
+
+def _curve_string_metric(run: Path) -> None:
+    _write_curve(run, lambda d: d["sizes"][0]["mean_report"].update(mae="low"))
+
+
+def _curve_size_list(run: Path) -> None:
+    _write_curve(run, lambda d: d["sizes"][0].update(size=[10]))
+
+
+def _curve_unit_list(run: Path) -> None:
+    _write_curve(run, lambda d: d.update(report_unit=["kcal/mol"]))
+
+
+def _timings_string_time(run: Path) -> None:
+    _write_curve(run, lambda d: None)
+    (run / "timings.yaml").write_text(yaml.safe_dump({
+        "format": 2, "representation_timing": {"per_structure_s": "fast"},
+        "sizes": [{"train_size": 10, "test_size": 20, "kernel_train_train": {"min_s": 0.01},
+                   "kernel_test_train": {"min_s": 0.01}}]}))
+
+
+def _best_doc(run: Path, **krr) -> dict:
+    h = yaml.safe_load((run / "run.yaml").read_text())["study_hash"]
+    return {"format": 2, "study_hash": h, "trial": 0, "loss": 1.0,
+            "representation": {"soap": {"r_cut": 3.0, "n_max": 2, "l_max": 1, "sigma": 0.5}},
+            "kernel": {"atom_kernel": "gaussian", "zeta": 2.0, "normalize": False, "dtype": "float64",
+                       "block_mb": 256},
+            "krr": {"length_scale": 1.0, "regularization": 1e-6, **krr}}
+
+
+def _write_best(run: Path, doc: dict) -> None:
+    (run / "tune").mkdir(exist_ok=True)
+    (run / "tune" / "best.yaml").write_text(yaml.safe_dump(doc))
+
+
+def _best_negative_length_scale(run: Path) -> None:
+    _write_best(run, _best_doc(run, length_scale=-1.0))
+
+
+def _best_string_regularization(run: Path) -> None:
+    _write_best(run, _best_doc(run, regularization="small"))
+
+
+def _best_unknown_kernel(run: Path) -> None:
+    doc = _best_doc(run)
+    doc["kernel"]["atom_kernel"] = "cosine"
+    _write_best(run, doc)
+
+
+def _best_leaf_in_representation(run: Path) -> None:
+    doc = _best_doc(run)
+    doc["representation"]["soap"]["n_max"] = {"int": [2, 3]}
+    _write_best(run, doc)
+
+
+def _run_yaml_seed_too_large(run: Path) -> None:
+    _edit_run_yaml(run, lambda m: m["config"].update(seed=2**40))
 
 
 def _not_a_run_dir(run: Path) -> None:
@@ -193,6 +331,20 @@ BREAKERS = {
     "curve-yaml-damaged": _curve_yaml_damaged,
     "timings-yaml-damaged": _timings_yaml_damaged,
     "not-a-run-dir": _not_a_run_dir,
+    "data-huge-shape": _data_huge_shape,
+    "data-external-storage": _data_external_storage,
+    "data-external-link": _data_external_link,
+    "data-virtual-dataset": _data_virtual_dataset,
+    "data-split-out-of-range": _data_split_out_of_range,
+    "curve-yaml-string-metric": _curve_string_metric,
+    "curve-yaml-size-list": _curve_size_list,
+    "curve-yaml-unit-list": _curve_unit_list,
+    "timings-yaml-string-time": _timings_string_time,
+    "best-yaml-negative-length-scale": _best_negative_length_scale,
+    "best-yaml-string-regularization": _best_string_regularization,
+    "best-yaml-unknown-kernel": _best_unknown_kernel,
+    "best-yaml-leaf-in-representation": _best_leaf_in_representation,
+    "run-yaml-seed-too-large": _run_yaml_seed_too_large,
 }
 
 

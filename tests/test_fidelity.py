@@ -1,0 +1,75 @@
+"""Multi-fidelity tuning: trials evaluated at growing training sizes (rungs) and pruned by optuna's
+successive-halving pruner; pruned trials count as finished; a study resumes; float32 trial kernels leave
+the curve's model in float64."""
+
+from __future__ import annotations
+
+import csv
+
+import optuna
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from repbench import config as C
+from repbench.cli import main
+from repbench.errors import ConfigError
+from repbench.rundir import RunDir
+from repbench.tuning import rungs
+
+CONFIG = {
+    "name": "fid", "seed": 0,
+    "dataset": {"name": "qm9", "target": "U0_atomization", "subset": 320},
+    "splits": {"test": 60, "train_sizes": [40, 80], "draws": 1, "tune_train": 160, "tune_val": 40,
+               "inner_folds": 2},
+    "representation": {"soap": {"r_cut": {"choice": [2.5, 3.5]}, "n_max": {"int": [2, 4]}, "l_max": 1,
+                                "sigma": 0.5}},
+    "kernel": {"atom_kernel": "gaussian"},
+    "tune": {"trials": 6, "n_startup_trials": 3, "fidelity": [20, 40, 80], "kernel_dtype": "float32"},
+    "time": {"repeats": 1, "n_structures": 10},
+}
+
+
+def _rows(run):
+    with open(run / "tune" / "trials.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_rungs_and_config():
+    cfg = C.from_dict(CONFIG)
+    assert rungs(cfg, 160) == [20, 40, 80, 160] and rungs(cfg, 50) == [20, 40, 50]
+    plain = {k: v for k, v in CONFIG["tune"].items() if k not in ("fidelity", "kernel_dtype")}
+    assert "fidelity" not in C.from_dict({**CONFIG, "tune": plain}).to_dict()["tune"]
+    assert C.from_dict({**CONFIG, "tune": plain}).study_hash() != cfg.study_hash()
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        C.from_dict({**CONFIG, "tune": {**CONFIG["tune"], "fidelity": [40, 20]}})
+    with pytest.raises(ConfigError, match="needs tune.fidelity"):
+        C.from_dict({**CONFIG, "tune": {**plain, "pruner": "hyperband"}})
+
+
+def test_trials_are_pruned_at_rungs_and_the_study_resumes(tmp_path):
+    (tmp_path / "fid.yaml").write_text(yaml.safe_dump(CONFIG))
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["prepare", str(tmp_path / "fid.yaml"), "--run-dir", str(run)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["tune", str(run), "--trials", "4"])
+    assert r.exit_code == 0, r.output
+    first = _rows(run)
+    r = CliRunner().invoke(main, ["tune", str(run), "--trials", "8"])
+    assert r.exit_code == 0, r.output
+    rows = _rows(run)
+    assert rows[:4] == [{**a, **{k: b[k] for k in b if k not in a}} for a, b in zip(first, rows)]
+    states = [x["state"] for x in rows]
+    assert len(rows) == 8 and set(states) <= {"COMPLETE", "PRUNED"}
+    assert "PRUNED" in states, "with 8 trials over 4 rungs some trials must stop early"
+    for x in rows:
+        assert int(x["rung"]) == 160 if x["state"] == "COMPLETE" else int(x["rung"]) in (20, 40, 80)
+    rd = RunDir(run)
+    study = optuna.load_study(study_name=rd.study_name(rd.config()), storage=f"sqlite:///{rd.study_db}")
+    pruned = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.PRUNED]
+    assert all(t.intermediate_values for t in pruned)
+    best = yaml.safe_load(rd.best_yaml.read_text())
+    assert best["kernel"]["dtype"] == "float64"          # the curve keeps the config's precision
+    assert best["trials"]["complete"] == states.count("COMPLETE")
+    r = CliRunner().invoke(main, ["tune", str(run), "--show"])
+    assert r.exit_code == 0 and "PRUNED" in r.output and "rung" in r.output
