@@ -126,3 +126,21 @@ def test_bound_warning_names_the_key(tmp_path):
     assert all(e.get("at_bound") for e in curve["sizes"])
     point = yaml.safe_load((run / "curve" / "40-0.yaml").read_text())
     assert set(point["at_bound"]) & {"reg_low", "reg_high"}
+
+
+def test_bound_warnings_fire_only_at_a_bound():
+    from repbench import config as C
+    from repbench.curve import warnings_for
+    from repbench.documents import CurvePoint
+
+    cfg = C.from_dict({**BASE, "name": "w", "representation": REPS["sf"]})
+
+    def point(size, bounds, condition=10.0):
+        m = {"rmse": 1.0, "mae": 1.0, "maxae": 1.0, "r2": 0.9}
+        return CurvePoint("h", size, 0, 60, 1.0, 1e-6, 0.1, m, m, 1.0, bounds, condition)
+
+    assert warnings_for(cfg, {(40, 0): point(40, []), (100, 0): point(100, [])}) == []
+    w = warnings_for(cfg, {(40, 0): point(40, ["ls_high"]), (100, 0): point(100, [])})
+    assert len(w) == 1 and "upper bound of krr.ls_bounds (2^20)" in w[0] and "1 of 2 points" in w[0]
+    w = warnings_for(cfg, {(40, 0): point(40, [], condition=1e15)})
+    assert len(w) == 1 and "ill-conditioned" in w[0] and "krr.reg_bounds" in w[0]

@@ -73,3 +73,48 @@ def test_trials_are_pruned_at_rungs_and_the_study_resumes(tmp_path):
     assert best["trials"]["complete"] == states.count("COMPLETE")
     r = CliRunner().invoke(main, ["tune", str(run), "--show"])
     assert r.exit_code == 0 and "PRUNED" in r.output and "rung" in r.output
+
+
+def test_pruned_study_resumes_after_sigkill(tmp_path):
+    """SIGKILL `tune` once some trials (complete or pruned) are stored; the re-run finishes the study with
+    exactly the requested number of finished trials, no duplicate numbers and none left RUNNING."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = {**CONFIG, "tune": {**CONFIG["tune"], "trials": 8}}
+    (tmp_path / "fid.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    assert CliRunner().invoke(main, ["prepare", str(tmp_path / "fid.yaml"), "--run-dir", str(run)]).exit_code == 0
+    rd = RunDir(run)
+    name, url = rd.study_name(rd.config()), f"sqlite:///{rd.study_db}"
+
+    def finished():
+        try:
+            st = optuna.load_study(study_name=name, storage=url)
+        except Exception:  # noqa: BLE001 - not created yet
+            return []
+        return [t for t in st.get_trials() if t.state.is_finished()]
+
+    proc = subprocess.Popen([sys.executable, "-m", "repbench", "tune", str(run)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.monotonic()
+    while len(finished()) < 3 and proc.poll() is None and time.monotonic() - t0 < 120:
+        time.sleep(0.2)
+    killed = proc.poll() is None
+    if killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {t.number: (t.state, t.params) for t in finished()}
+    assert killed and 3 <= len(before) < 8, "the kill must land mid-study"
+    r = subprocess.run([sys.executable, "-m", "repbench", "tune", str(run)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    st = optuna.load_study(study_name=name, storage=url)
+    trials = st.get_trials()
+    done = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(done) == 8 and len({t.number for t in trials}) == len(trials)
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert all((t.state, t.params) == before[t.number] for t in trials if t.number in before)

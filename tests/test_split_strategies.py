@@ -76,3 +76,26 @@ def test_nmd18_space_group_labels(shared_data):
     labels = group_labels(s, "spacegroup")
     assert set(labels) >= {"12", "33", "167", "194", "206", "227"}
     assert set(labels[sp.test]) == {"12"} and "12" not in set(labels[_seen(sp)])
+
+
+def test_group_split_never_puts_a_group_in_both_parts():
+    """Property test over random label sets and seeds (the test part and everything training or tuning sees
+    never share a group)."""
+    from repbench.splits import group_test, make_splits
+
+    rng = np.random.default_rng(0)
+    for case in range(40):
+        n = int(rng.integers(60, 200))
+        labels = rng.integers(0, int(rng.integers(3, 12)), n).astype(str)
+        holdout = int(rng.integers(1, len(set(labels))))
+        try:
+            test = group_test(labels, seed=case, test_groups=None, holdout=holdout)
+        except ConfigError:
+            continue  # the held-out groups would leave no training data: refused, not split wrongly
+        pool_size = n - len(test)
+        if pool_size < 30:
+            continue
+        sp = make_splits(n, None, seed=case, test=None, predefined_test=test, train_sizes=[10, 20], draws=2,
+                         tune_train=10, tune_val=5, inner_folds=2, inner_val_fraction=0.2)
+        assert not set(labels[sp.test]) & set(labels[_seen(sp)]), case
+        assert len(set(labels[sp.test])) == holdout
