@@ -217,6 +217,8 @@ def datasets_show(name: str, path: str | None, target_key: str | None) -> None:
                   (f.mean(), f.std(), f.min(), f.max())), str(int((~np.isfinite(v)).sum())))
     if s.targets:
         console.print(t)
+        if s.meta.get("unit_note"):  # e.g. NMD18: which `per:` reproduces the source's unit
+            console.print(f"note: {escape(s.meta['unit_note'])}")
     else:
         keys = s.meta.get("info_keys") or []
         console.print("no target read" + (f"; numeric keys in the file: {', '.join(keys)} (use --target-key)"
@@ -525,7 +527,7 @@ def run(config: Path, run_dir: Path | None, jobs: int, scheduler: str | None) ->
         console.print(f"tune: best loss {best['loss']:.5g} {best['loss_unit']} (trial {best['trial']}) "
                       f"({dt:.0f} s)")
     doc = run_curve(rd, console=console, scheduler=scheduler)
-    plots.learning_curves([doc], rd.learning_curve_plot)
+    lc_files = plots.learning_curves([doc], rd.learning_curve_plot)
     cal = calibration_data(rd, doc)
     if cal:
         plots.calibration({doc["run"]: cal}, rd.plots / "calibration",
@@ -540,6 +542,7 @@ def run(config: Path, run_dir: Path | None, jobs: int, scheduler: str | None) ->
     console.print(f"time: {'done' if timed else 'up to date'} ({dt:.0f} s)")
     records = rep.collect([rd.path])
     console.print(rep.rich_table(records))
-    files = rep.plot(records, rd.plots)
+    # the run's own plots/learning_curve.* is drawn above: no identical learning_curves.* beside it
+    files = lc_files + rep.plot(records, rd.plots, learning_curves=False)
     console.print(f"[green]finished[/] in {time.perf_counter() - t0:.0f} s. Results: {rd.curve_yaml}, "
                   f"{rd.timings_yaml}; plots: {rd.plots}/ ({', '.join(f.name for f in files)})")

@@ -50,6 +50,47 @@ def _plain_log_axes(ax) -> None:
         axis.set_minor_formatter(fmt)
 
 
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """At least three plain tick values in [lo, hi] for a log axis: 1-2-5 steps, finer when the range is
+    narrow, else three geometrically spaced values rounded to few significant digits."""
+    import math
+
+    if not (lo > 0 and hi > lo):
+        return []
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    for subs in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 6, 8), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = sorted({float(f"{m * 10.0 ** e:.6g}") for e in decades for m in subs})
+        ticks = [t for t in ticks if lo <= t <= hi]
+        if len(ticks) >= 3:
+            return ticks
+    for digits in range(2, 8):  # the fewest significant digits that keep three distinct values
+        ticks = sorted({float(f"{v:.{digits}g}") for v in np.geomspace(lo, hi, 5)[1:-1]})
+        if len(ticks) >= 3:
+            break
+    return ticks
+
+
+def _learning_curve_ticks(ax, sizes: list[int]) -> None:
+    """x ticks at the training sizes; at least three labelled y values on the log axis."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    if sizes:
+        ax.xaxis.set_major_locator(FixedLocator(sorted(sizes)))
+        ax.xaxis.set_major_formatter(fmt)
+        ax.xaxis.set_minor_locator(NullLocator())
+        if len(sizes) > 6:
+            ax.tick_params(axis="x", labelrotation=45)
+    lo, hi = ax.get_ylim()
+    ticks = _log_ticks(lo, hi)
+    if ticks:
+        ax.set_ylim(lo, hi)
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(fmt)
+        ax.yaxis.set_minor_locator(LogLocator(subs="all"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _label(curve: dict) -> str:
     return f"{curve['run']} ({curve['representation']})"
 
@@ -66,6 +107,7 @@ def learning_curves(curves: list[dict], path_stem: Path, metric: str = "mae") ->
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plain_log_axes(ax)
+    _learning_curve_ticks(ax, sorted({int(s["size"]) for c in curves for s in c["sizes"]}))
     ax.set_xlabel("training set size")
     ax.set_ylabel(f"test {metric.upper()} [{', '.join(units)}]")
     ds = sorted({c["dataset"] for c in curves})

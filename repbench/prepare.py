@@ -7,6 +7,7 @@ built under a temporary name and renamed into place, so a failure leaves no part
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -43,6 +44,12 @@ def load_structures(cfg: cfgmod.Config) -> StructureSet:
                         hint=how_to_get(ds["name"]))
     s = load_dataset(ds["name"], ds["path"], target_key=ds["target_key"], target_unit=ds["target_unit"],
                      target_extensive=ds["target_extensive"], format=ds["format"])
+    if s.meta.get("n_test_unlabelled") and s.meta.get("test_unlabelled_file"):
+        # e.g. the Kaggle download of NMD18: its test.csv carries no labels, so the test set is drawn
+        logging.getLogger("repbench").warning(
+            "%s has no labels (missing columns: %s): its %d structures are not used and the test set is "
+            "drawn from the labelled structures", s.meta["test_unlabelled_file"],
+            ", ".join(s.meta.get("test_missing_columns") or []), s.meta["n_test_unlabelled"])
     if ds["subset"] is not None and ds["subset"] < len(s):
         test_part = np.nonzero(s.parts == "test")[0]
         s = s.subset(subset_indices(len(s), ds["subset"], cfg.seed, test_part))

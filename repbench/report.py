@@ -139,11 +139,16 @@ def rich_table(records: list[dict], metric: str = "mae"):
         t.add_column(f"n={n}", justify="right")
     t.add_column("repr. ms/struct", justify="right")
     t.add_column("kernel s (n)", justify="right")
-    for r in rs:
+    for rec, r in zip(records, rs):
+        draws = {str(s["size"]): len(s.get("draws") or []) for s in rec["curve"]["sizes"]}
         cells = [r["run"], r["representation"]]
         for n in sizes:
             v, sd = r[f"{metric}@{n}"], r[f"{metric}_std@{n}"]
-            cells.append("-" if v is None else f"{v:.4g} ± {sd:.2g}")
+            if v is not None and sd == 0 and draws.get(n, 0) > 1:
+                # every draw is the whole pool: the draws are the same training set, not a spread of 0
+                cells.append(f"{v:.4g} (draws coincide)")
+            else:
+                cells.append("-" if v is None else f"{v:.4g} ± {sd:.2g}")
         cells.append("-" if r["rep_s_per_structure"] is None else f"{r['rep_s_per_structure'] * 1e3:.3g}")
         cells.append("-" if r["kernel_s"] is None else f"{r['kernel_s']:.3g} ({r['kernel_size']})")
         t.add_row(*cells)
@@ -172,7 +177,9 @@ def cost_points(records: list[dict], metric: str = "mae") -> list[dict]:
 FIGURES = ("learning_curves", "error_vs_cost")
 
 
-def plot(records: list[dict], out_dir: Path, metric: str = "mae") -> list[Path]:
+def plot(records: list[dict], out_dir: Path, metric: str = "mae", learning_curves: bool = True) -> list[Path]:
+    """learning_curves.* (unless ``learning_curves`` is false: `repbench run` draws the run's own
+    learning_curve.* instead of an identical copy) and error_vs_cost.* into ``out_dir``."""
     from . import plots
 
     try:
@@ -182,7 +189,8 @@ def plot(records: list[dict], out_dir: Path, metric: str = "mae") -> list[Path]:
     for stem in FIGURES:
         for ext in ("png", "svg"):
             clean_stale_tmp(out_dir, name=f"{stem}.{ext}")
-    files = plots.learning_curves([r["curve"] for r in records], out_dir / "learning_curves", metric)
+    files = plots.learning_curves([r["curve"] for r in records], out_dir / "learning_curves", metric) \
+        if learning_curves else []
     pts = cost_points(records, metric)
     if pts:
         files += plots.error_vs_cost(pts, out_dir / "error_vs_cost", metric)

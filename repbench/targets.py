@@ -61,8 +61,10 @@ def target_model(structures: StructureSet, name: str, per: str, where: str = "da
     if info.unit == "eV":
         if per == "structure" and not structures.periodic:
             report_unit, factor = "kcal/mol", 1.0 / KCAL_MOL_EV
-        elif per == "structure":
+        elif per == "structure" and info.extensive:
             report_unit, factor = "meV/cell", 1000.0
+        elif per == "structure":  # intensive (a band gap): one value per structure, not per cell
+            report_unit, factor = "meV", 1000.0
         else:
             report_unit, factor = f"meV/{per}", 1000.0
     return TargetModel(name=name, per=per, unit=unit, report_unit=report_unit, report_factor=factor,

@@ -639,7 +639,7 @@ def _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout,
     else:
         _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, show_progress, console)
     with storage_errors(storage or default_storage(run)):
-        return write_outputs(run, cfg, study)
+        return write_outputs(run, cfg, study, ws)
 
 
 def _stop_workers(procs: list, sig: int) -> None:
@@ -741,7 +741,7 @@ def trial_rows(study) -> list[dict]:
     return rows
 
 
-def write_outputs(run: RunDir, cfg: Config, study) -> dict:
+def write_outputs(run: RunDir, cfg: Config, study, ws: Workspace | None = None) -> dict:
     """tune/trials.csv (every trial) and tune/best.yaml (best full configuration, ready for curve)."""
     from optuna.trial import TrialState
 
@@ -768,7 +768,7 @@ def write_outputs(run: RunDir, cfg: Config, study) -> dict:
     best = min(complete, key=lambda t: (t.value, t.number))
     concrete = best.user_attrs["concrete"]
     doc = Best(study_hash=cfg.study_hash(), study=study.study_name, trial=best.number, loss=float(best.value),
-               loss_kind=cfg.tune["loss"], loss_unit=target_unit(cfg),
+               loss_kind=cfg.tune["loss"], loss_unit=target_unit(cfg, run, ws),
                trials={"complete": len(complete), "total": len(rows)},
                representation=concrete["representation"], kernel=concrete["kernel"],
                krr={"length_scale": best.user_attrs.get("length_scale"),
@@ -777,10 +777,18 @@ def write_outputs(run: RunDir, cfg: Config, study) -> dict:
     return doc.to_dict()
 
 
-def target_unit(cfg: Config) -> str:
-    """The unit of the tuning loss (the modelled unit)."""
+def target_unit(cfg: Config, run: RunDir | None = None, ws: Workspace | None = None) -> str:
+    """The unit of the tuning loss: the modelled unit of the run's target (eV, eV/atom, eV/cation, ...)."""
+    from .targets import target_model
+
     ds = cfg.dataset
-    return "eV" if ds["per"] == "structure" else f"eV/{ds['per']}"
+    if ws is not None:
+        return ws.target.unit
+    if run is not None:
+        structures = run.read_data()[0]
+        return target_model(structures, ds["target"], ds["per"]).unit
+    unit = ds.get("target_unit") or "eV"  # no data at hand: the configured unit
+    return unit if ds["per"] == "structure" else f"{unit}/{ds['per']}"
 
 
 def leaderboard(study, top: int = 15) -> list[dict]:

@@ -198,7 +198,10 @@ def load_nmd18(path: str | os.PathLike) -> StructureSet:
             raise DataError(f"missing column {col!r}", where=f"{train_csv}:1",
                             hint="is this the Kaggle train.csv?")
     records = [(r, "train") for r in _read_part(p, "train", rows, train_csv)]
-    meta: dict = {"dataset": "nmd18", "n_train": len(records), "n_test": 0, "n_test_unlabelled": 0}
+    meta: dict = {"dataset": "nmd18", "n_train": len(records), "n_test": 0, "n_test_unlabelled": 0,
+                  "unit_note": (f"formation_energy: the Kaggle column {_FE_COL} is in eV per cation (Al/Ga/In "
+                                "atom), not per atom as its name says; `per: cation` reproduces the "
+                                "competition's unit (meV/cation)")}
 
     test_csv, labelled = p / "test.csv", p / "labeled_test.csv"
     if test_csv.is_file() or labelled.is_file():
@@ -223,6 +226,8 @@ def load_nmd18(path: str | os.PathLike) -> StructureSet:
             meta["n_test_unlabelled"] = len(t_rows)
             meta["note"] = (f"test part ({len(t_rows)} structures) has no labels (no labeled_test.csv): "
                             "not loaded")
+            meta["test_unlabelled_file"] = str(csv_for_errors)
+            meta["test_missing_columns"] = [c for c in (_FE_COL, _BG_COL) if c not in t_header]
 
     recs = [r for r, _ in records]
     # group labels for `splits.strategy: group` (space group number of the Kaggle tables)
