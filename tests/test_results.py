@@ -123,3 +123,32 @@ def test_qm9_mbtr2_learning_curve_reproduces(shared_data, tmp_path, monkeypatch)
             assert got["metrics"][k] == pytest.approx(v, rel=tol), (p.name, k)
             worst = max(worst, abs(got["metrics"][k] - v) / abs(v))
     print(f"largest relative metric difference: {worst:.2e}")
+
+
+HOLDOUT = ["soap", "sf23", "mbtr23"]
+
+
+@pytest.mark.parametrize("rep", HOLDOUT)
+def test_space_group_holdout_run_matches_its_config(rep, monkeypatch):
+    """The NMD18 runs with space group 194 held out: today's config, every point, predictions stored."""
+    monkeypatch.chdir(ROOT)
+    run = RESULTS / "runs" / f"nmd18-holdout-{rep}"
+    meta = yaml.safe_load((run / "run.yaml").read_text())
+    cfg = C.load(f"configs/nmd18/holdout/{rep}.yaml")
+    assert meta["config_hash"] == cfg.hash() and meta["config"] == cfg.to_dict()
+    assert meta["dataset"]["split_strategy"]["test_groups"] == ["194"]
+    curve = yaml.safe_load((run / "curve.yaml").read_text())
+    assert curve["model_hash"] == resolve_model(RunDir(run), cfg).hash(cfg)
+    assert curve["test_set"]["strategy"] == "group" and curve["test_set"]["size"] == 353
+    points = sorted((run / "curve").glob("*.yaml"))
+    assert len(points) == len(cfg.splits["train_sizes"]) * cfg.splits["draws"]
+    assert len(sorted((run / "curve").glob("*.predictions.npz"))) == len(points)
+
+
+def test_holdout_tables_are_what_report_and_compare_print():
+    runs = [str(RESULTS / "runs" / f"nmd18-holdout-{rep}") for rep in HOLDOUT]
+    text = (RESULTS / "README.md").read_text()
+    for cmd in (["report", *runs, "--format", "markdown"], ["compare", *runs, "--format", "markdown"]):
+        out = CliRunner().invoke(main, cmd)
+        assert out.exit_code == 0, out.output
+        assert out.output.strip() in text, f"results/README.md: paste the output of repbench {' '.join(cmd)}"
