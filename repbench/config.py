@@ -536,14 +536,18 @@ def _splits(data, file) -> dict:
                         "strategy size")
         c.used.add(key)
     c.done()
-    sizes = out["train_sizes"]
-    if not sizes:
-        c.fail("splits.train_sizes", "must list at least one training-set size", hint="e.g. [100, 250, 500]")
-    for i, s in enumerate(sizes):
-        check_value(s, int, f"splits.train_sizes[{i}]", file, lo=2)
-    if sorted(set(sizes)) != list(sizes):
-        c.fail("splits.train_sizes", f"must be strictly increasing, got {sizes}", hint="e.g. [100, 250, 500]")
+    _increasing_sizes(c, "splits.train_sizes", out["train_sizes"], file, "e.g. [100, 250, 500]")
     return out
+
+
+def _increasing_sizes(c: "_Checker", key: str, sizes: list, file: str, example: str) -> None:
+    """A non-empty, strictly increasing list of training-set sizes (integers >= 2)."""
+    if not sizes:
+        c.fail(key, "must list at least one training-set size", hint=example)
+    for i, s in enumerate(sizes):
+        check_value(s, int, f"{key}[{i}]", file, lo=2)
+    if sorted(set(sizes)) != list(sizes):
+        c.fail(key, f"must be strictly increasing, got {sizes}", hint=example)
 
 
 def _dataset_names() -> list[str]:
@@ -711,12 +715,7 @@ def _tune(data, file) -> dict:
     # multi-fidelity tuning (written only when set, so that other configs keep their hashes)
     fid = c.get("fidelity", list, None, nullable=True)
     if fid is not None:
-        if not fid:
-            c.fail("tune.fidelity", "must list at least one training-set size", hint="e.g. [100, 200]")
-        for i, r in enumerate(fid):
-            check_value(r, int, f"tune.fidelity[{i}]", file, lo=2)
-        if sorted(set(fid)) != list(fid):
-            c.fail("tune.fidelity", f"must be strictly increasing, got {fid}", hint="e.g. [100, 200, 400]")
+        _increasing_sizes(c, "tune.fidelity", fid, file, "e.g. [100, 200, 400]")
         out["fidelity"] = list(fid)
         out["pruner"] = c.get("pruner", str, "successive_halving", choices=PRUNERS)
     elif "pruner" in c.data:

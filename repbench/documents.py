@@ -378,9 +378,6 @@ def write_timings(run: RunDir, doc: dict) -> None:
                header="# timings written by `repbench time`; seconds; format documented in docs/formats.md")
 
 
-def finite_or_none(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
 
 # --------------------------------------------------------------------------- curve/<size>-<draw>.predictions.npz
 #: arrays of a predictions file: test indices (into the run's structures), true values, predictions and

@@ -125,8 +125,4 @@ def run_tasks(fn: Callable[..., Any], args: Sequence[tuple], *, scheduler: str |
     return results
 
 
-def describe(scheduler: str | None) -> str:
-    return "this process" if scheduler is None else f"Dask ({mask_address(scheduler)})"
-
-
-__all__ = ["run_tasks", "client_for", "mask_address", "describe", "blas_threads", "same_blas_threads"]
+__all__ = ["run_tasks", "client_for", "mask_address", "blas_threads", "same_blas_threads"]

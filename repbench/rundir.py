@@ -466,6 +466,21 @@ def _holder_text(f) -> str:
     return ""
 
 
+def _claim(f) -> None:
+    """Write this process's name (``pid N on HOST``) into a lock file it holds."""
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    f.flush()
+
+
+def _release(f) -> None:
+    """Erase the holder's name from a lock file (only its holder does: a refused process must not)."""
+    with contextlib.suppress(OSError):
+        f.seek(0)
+        f.truncate()
+
+
 @contextlib.contextmanager
 def lock(run_dir: Path, stage: str, wait: bool = False) -> Iterator[None]:
     """Exclusive lock on one stage of a run directory (released when the process dies).
@@ -487,16 +502,11 @@ def lock(run_dir: Path, stage: str, wait: bool = False) -> Iterator[None]:
         except OSError as e:
             raise _no_locks(run_dir, e) from None
         held = True
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}")
-        f.flush()
+        _claim(f)
         yield
     finally:
-        if held:  # a refused process must not erase the holder's name
-            with contextlib.suppress(OSError):
-                f.seek(0)
-                f.truncate()
+        if held:
+            _release(f)
         f.close()
 
 
@@ -543,16 +553,11 @@ def run_lock(run_dir: Path, stage: str, exclusive: bool = False) -> Iterator[Non
                                    "nothing was changed") from None
         held = True
         if exclusive:
-            f.seek(0)
-            f.truncate()
-            f.write(f"pid {os.getpid()} on {socket.gethostname()}")
-            f.flush()
+            _claim(f)
         yield
     finally:
         if held and exclusive:
-            with contextlib.suppress(OSError):
-                f.seek(0)
-                f.truncate()
+            _release(f)
         f.close()
 
 

@@ -211,12 +211,6 @@ class Workspace:
             out[i] = kernel_matrices(one, None, model.kernel, ls, block_mb=self.block_mb)[0][0, 0]
         return out
 
-    def fit_predict(self, model: Model, K_train: np.ndarray, K_test_train: np.ndarray, train: np.ndarray,
-                    test: np.ndarray, reg: float) -> np.ndarray:
-        """Fit ``model`` (baseline + regressor) on ``train`` and predict ``test`` (modelled units)."""
-        return model.fit_predict(K_train, K_test_train, self.y[train], self.counts[train], self.counts[test],
-                                 reg)
-
     def fit_predict_std(self, model: Model, K_train: np.ndarray, K_test_train: np.ndarray, train: np.ndarray,
                         test: np.ndarray, reg: float, K_test_diag: np.ndarray | None):
         """(predictions, standard deviations or None, fitted regressor) in the modelled unit."""

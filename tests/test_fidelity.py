@@ -58,7 +58,7 @@ def test_trials_are_pruned_at_rungs_and_the_study_resumes(tmp_path):
     r = CliRunner().invoke(main, ["tune", str(run), "--trials", "8"])
     assert r.exit_code == 0, r.output
     rows = _rows(run)
-    assert rows[:4] == [{**a, **{k: b[k] for k in b if k not in a}} for a, b in zip(first, rows)]
+    assert all(b[k] == a[k] for a, b in zip(first, rows) for k in a)   # the first 4 trials are kept as they were
     states = [x["state"] for x in rows]
     assert len(rows) == 8 and set(states) <= {"COMPLETE", "PRUNED"}
     assert "PRUNED" in states, "with 8 trials over 4 rungs some trials must stop early"

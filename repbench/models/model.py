@@ -105,18 +105,12 @@ class Model:
                 "regularization": self.regularization}
 
     # ----------------------------------------------------------------- fitting
-    def fit_predict(self, K_train: np.ndarray, K_test_train: np.ndarray, y_train: np.ndarray,
-                    counts_train: np.ndarray, counts_test: np.ndarray, regularization: float) -> np.ndarray:
-        """Fit baseline + regressor on the training rows and predict the test rows (modelled units)."""
-        b = self.make_baseline().fit(counts_train, y_train)
-        reg = self.make_regressor(regularization).fit(K_train, y_train - b.predict(counts_train))
-        return reg.predict(K_test_train) + b.predict(counts_test)
-
     def fit_predict_std(self, K_train: np.ndarray, K_test_train: np.ndarray, y_train: np.ndarray,
                         counts_train: np.ndarray, counts_test: np.ndarray, regularization: float,
                         K_test_diag: np.ndarray | None = None):
-        """As :meth:`fit_predict`, also the predictive standard deviation where the regressor gives one
-        (else None) and the fitted regressor: (predictions, std, regressor)."""
+        """Fit baseline + regressor on the training rows and predict the test rows (modelled units), with the
+        predictive standard deviation where the regressor gives one (else None) and the fitted regressor:
+        (predictions, std, regressor)."""
         b = self.make_baseline().fit(counts_train, y_train)
         reg = self.make_regressor(regularization).fit(K_train, y_train - b.predict(counts_train))
         offset = b.predict(counts_test)

@@ -346,9 +346,18 @@ class Representation(ABC):
         """
         return int(self.dim)
 
-    @abstractmethod
     def compute_atoms(self, atoms_list: list) -> np.ndarray:
-        """Features of one chunk in this process: local -> per-atom rows stacked; global -> one row each."""
+        """Features of one chunk in this process: local -> per-atom rows stacked; global -> one row each.
+
+        Subclasses implement this or :meth:`compute_into` (or both); by default it allocates the rows and
+        calls :meth:`compute_into`.
+        """
+        if type(self).compute_into is Representation.compute_into:
+            raise NotImplementedError(f"{type(self).__name__} implements neither compute_atoms nor compute_into")
+        rows = sum(len(a) for a in atoms_list) if self.local else len(atoms_list)
+        out = np.empty((rows, self.dim))
+        self.compute_into(atoms_list, out)
+        return out
 
     def compute_into(self, atoms_list: list, out: np.ndarray) -> None:
         """Write the rows of ``atoms_list`` into ``out`` (exactly the right number of rows).
@@ -356,6 +365,8 @@ class Representation(ABC):
         Subclasses may override this to avoid a temporary copy; the values must equal
         :meth:`compute_atoms` bit for bit.
         """
+        if type(self).compute_atoms is Representation.compute_atoms:
+            raise NotImplementedError(f"{type(self).__name__} implements neither compute_atoms nor compute_into")
         out[...] = self.compute_atoms(atoms_list)
 
     def __repr__(self) -> str:

@@ -258,11 +258,6 @@ class DscribeRepresentation(Representation):
     def dim(self) -> int:
         return self._dim
 
-    def compute_atoms(self, atoms_list: list) -> np.ndarray:
-        out = np.empty((sum(len(a) for a in atoms_list) if self.local else len(atoms_list), self.dim))
-        self.compute_into(atoms_list, out)
-        return out
-
     def _one(self, atoms) -> np.ndarray:
         if self._n_atoms_max is not None and len(atoms) > self._n_atoms_max:
             raise DataError(f"a structure with {len(atoms)} atoms ({atoms.get_chemical_formula()}) is larger "

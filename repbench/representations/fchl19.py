@@ -164,11 +164,6 @@ class FCHL19Representation(Representation):
         x = np.asarray(x, dtype=np.float64)
         return x[:len(atoms)]   # qmllib pads to `pad` rows when asked: keep the structure's atoms only
 
-    def compute_atoms(self, atoms_list: list) -> np.ndarray:
-        out = np.empty((sum(len(a) for a in atoms_list), self.dim))
-        self.compute_into(atoms_list, out)
-        return out
-
     def compute_into(self, atoms_list: list, out: np.ndarray) -> None:
         n_atoms = sum(len(a) for a in atoms_list)
         if n_atoms != len(out):

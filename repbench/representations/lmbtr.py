@@ -28,8 +28,6 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConfigError
-from .base import dscribe_error
 from .mbtr import MBTRRepresentation
 
 
@@ -38,27 +36,8 @@ class LMBTRRepresentation(MBTRRepresentation):
 
     kind = "lmbtr"
     local = True
+    dscribe_class = "LMBTR"
     normalizations = ("none", "l2")
-
-    @staticmethod
-    def _make(term: dict, species: list[int], periodic: bool, where: str):
-        from dscribe.descriptors import LMBTR
-
-        if periodic and term["weighting"]["function"] == "unity":
-            raise ConfigError("periodic systems need a weighting that cuts off", where=f"{where}.weighting",
-                              hint="use function exp (with scale or r_cut), inverse_square or smooth_cutoff")
-        try:
-            return LMBTR(geometry={"function": term["geometry"]}, grid=dict(term["grid"]),
-                         weighting=dict(term["weighting"]), normalize_gaussians=term["normalize_gaussians"],
-                         normalization=term["normalization"], species=list(species), periodic=periodic,
-                         sparse=False, dtype="float64")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise dscribe_error(exc, where) from None
-
-    def compute_atoms(self, atoms_list: list) -> np.ndarray:
-        out = np.empty((sum(len(a) for a in atoms_list), self.dim))
-        self.compute_into(atoms_list, out)
-        return out
 
     def compute_into(self, atoms_list: list, out: np.ndarray) -> None:
         n_atoms = sum(len(a) for a in atoms_list)

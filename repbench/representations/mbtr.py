@@ -107,7 +107,8 @@ class MBTRRepresentation(Representation):
 
     kind = "mbtr"
     local = False
-    #: normalisations dscribe offers for this descriptor
+    #: the dscribe class computing one term, and the normalisations dscribe offers for it
+    dscribe_class = "MBTR"
     normalizations: tuple[str, ...] = NORMALIZATIONS
 
     @classmethod
@@ -120,10 +121,11 @@ class MBTRRepresentation(Representation):
                        for k in params["k"]]
         self._dims = [int(t.get_number_of_features()) for t in self._terms]
 
-    @staticmethod
-    def _make(term: dict, species: list[int], periodic: bool, where: str):
-        from dscribe.descriptors import MBTR
+    @classmethod
+    def _make(cls, term: dict, species: list[int], periodic: bool, where: str):
+        import dscribe.descriptors
 
+        descriptor = getattr(dscribe.descriptors, cls.dscribe_class)
         if periodic and term["weighting"]["function"] == "unity":
             raise ConfigError("periodic systems need a weighting that cuts off", where=f"{where}.weighting",
                               hint="use function exp (with scale or r_cut), inverse_square or smooth_cutoff")
@@ -132,10 +134,10 @@ class MBTRRepresentation(Representation):
                               where=f"{where}.normalization",
                               hint="use none, l2 or n_atoms for molecules")
         try:
-            return MBTR(geometry={"function": term["geometry"]}, grid=dict(term["grid"]),
-                        weighting=dict(term["weighting"]), normalize_gaussians=term["normalize_gaussians"],
-                        normalization=term["normalization"], species=list(species), periodic=periodic,
-                        sparse=False, dtype="float64")
+            return descriptor(geometry={"function": term["geometry"]}, grid=dict(term["grid"]),
+                              weighting=dict(term["weighting"]), normalize_gaussians=term["normalize_gaussians"],
+                              normalization=term["normalization"], species=list(species), periodic=periodic,
+                              sparse=False, dtype="float64")
         except (ValueError, KeyError, TypeError) as exc:
             raise dscribe_error(exc, where) from None
 
@@ -165,11 +167,6 @@ class MBTRRepresentation(Representation):
     @property
     def dim(self) -> int:
         return sum(self._dims)
-
-    def compute_atoms(self, atoms_list: list) -> np.ndarray:
-        out = np.empty((len(atoms_list), self.dim))
-        self.compute_into(atoms_list, out)
-        return out
 
     def compute_into(self, atoms_list: list, out: np.ndarray) -> None:
         if len(atoms_list) != len(out):

@@ -137,11 +137,6 @@ class SFRepresentation(Representation):
     def dim(self) -> int:
         return len(self.species) * self.acsf_dim
 
-    def compute_atoms(self, atoms_list: list) -> np.ndarray:
-        out = np.empty((sum(len(a) for a in atoms_list), self.dim))
-        self.compute_into(atoms_list, out)
-        return out
-
     def compute_into(self, atoms_list: list, out: np.ndarray) -> None:
         n_atoms = sum(len(a) for a in atoms_list)
         if n_atoms != len(out):

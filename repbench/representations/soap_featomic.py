@@ -441,11 +441,6 @@ class FeatomicSOAPRepresentation(Representation):
             self._calc_pid = pid
         return self._calc
 
-    def compute_atoms(self, atoms_list: list) -> np.ndarray:
-        out = np.empty((sum(len(a) for a in atoms_list), self.dim))
-        self.compute_into(atoms_list, out)
-        return out
-
     def compute_into(self, atoms_list: list, out: np.ndarray) -> None:
         counts = [len(a) for a in atoms_list]
         if sum(counts) != len(out):
