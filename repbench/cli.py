@@ -113,7 +113,7 @@ def prepare(config: Path, run_dir: Path | None, force: bool) -> None:
     meta = rd.read_meta()
     d = meta["dataset"]
     verb = {"created": "prepared", "unchanged": "up to date", "replaced": "re-prepared",
-            "updated": "config updated"}[what]
+            "updated": "config updated", "restored": "data.h5 rebuilt (results kept):"}[what]
     console.print(f"[green]{verb}[/] {rd.path}  ({d['structures']} structures, {d['atoms']} atoms, "
                   f"test set {d['test_size']} ({d['test_set']}), pool {d['pool_size']}; "
                   f"{time.perf_counter() - t0:.1f} s)")

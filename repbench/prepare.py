@@ -159,8 +159,9 @@ def prepare(config_path: str | Path, run_dir: str | Path | None = None, force: b
 
     Returns (run dir, what happened): ``created``; ``unchanged``; ``updated`` (the config changed outside the
     data scope: run.yaml takes the new config, data.h5, studies, caches and finished results stay, and each
-    stage decides by its own scope what is still valid); ``replaced`` (``force``).  A change of the dataset,
-    the splits or the seed is refused without ``force``, naming the keys that changed.
+    stage decides by its own scope what is still valid); ``replaced`` (``force``); ``restored`` (data.h5 was
+    missing, e.g. in a cloned run directory, and was rebuilt with the recorded content hash; results kept).
+    A change of the dataset, the splits or the seed is refused without ``force``, naming the keys that changed.
 
     Concurrency: an existing run directory is updated or replaced only under the exclusive run-directory
     lock (:func:`~repbench.rundir.run_lock`), which ``curve``, ``tune`` and ``time`` hold shared while they
@@ -195,6 +196,8 @@ def _prepare_existing(rd: RunDir, cfg: cfgmod.Config, force: bool) -> tuple[RunD
             return rd, "unchanged"
         rd.update_config(cfg, rd.config().changed_keys(cfg))
         return rd, "updated"
+    if meta.get("data_hash") == cfg.data_hash() and not rd.data_h5.exists() and not force:
+        return _restore_data(rd, cfg, meta)
     if not force:
         changed = []
         try:
@@ -222,6 +225,25 @@ def _prepare_existing(rd: RunDir, cfg: cfgmod.Config, force: bool) -> tuple[RunD
     rd.write_data(s, splits, data_attrs(cfg, s))
     write_yaml(rd.run_yaml, meta)
     return rd, "replaced"
+
+
+def _restore_data(rd: RunDir, cfg: cfgmod.Config, meta: dict) -> tuple[RunDir, str]:
+    """Rebuild a missing data.h5 of an otherwise complete run directory (a copied or cloned run: data.h5 is
+    large and usually not copied or committed).  The data is rebuilt from the config and must have the
+    content hash run.yaml recorded, so every finished result stays valid; otherwise nothing is written."""
+    s, splits = build(cfg)            # may raise: nothing written yet
+    want = (meta.get("dataset") or {}).get("content_hash")
+    if want is not None and s.content_hash() != want:
+        raise RunDirError(
+            f"data.h5 is missing and the dataset read now differs from the one this run was prepared with "
+            f"(content hash {s.content_hash()}, run.yaml records {want}): its results belong to other data",
+            where=str(rd.path),
+            hint="point dataset.path at the data the run was made with, or use --run-dir for a new run "
+                 "directory (or --force to replace this one: its results are removed)")
+    rd.write_data(s, splits, data_attrs(cfg, s))
+    if meta.get("config") != cfg.to_dict():
+        rd.update_config(cfg, rd.config().changed_keys(cfg))
+    return rd, "restored"
 
 
 def _create(rd: RunDir, cfg: cfgmod.Config) -> tuple[RunDir, str]:

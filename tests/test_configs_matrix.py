@@ -1,6 +1,6 @@
 """The benchmark matrix in configs/: {qm9, nmd18, ba10} x {soap, sf2, sf23, mbtr2, mbtr23}, full and small, and
-the representations beyond the paper's (Step 9): QM9 x {lmbtr2, lmbtr23, soap_avg, cm, fchl19} and NMD18 x
-{lmbtr2, lmbtr23, soap_avg, sine, ewald}.
+the representations beyond the paper's (Step 9): QM9 x {lmbtr2, lmbtr23, soap_avg, cm, fchl19, soap_featomic}
+and NMD18 x {lmbtr2, lmbtr23, soap_avg, sine, ewald, soap_featomic}.
 
 * every config in configs/ loads and validates (search spaces included);
 * the matrix is complete, and each reduced-budget config keeps its full sibling's design (dataset, target,
@@ -33,20 +33,21 @@ CONFIGS = ROOT / "configs"
 DATASETS = ("qm9", "nmd18", "ba10")
 REPS = ("soap", "sf2", "sf23", "mbtr2", "mbtr23")
 # Step 9: representations beyond the paper's, per dataset (BA10: none yet)
-NEW = {"qm9": ("lmbtr2", "lmbtr23", "soap_avg", "cm", "fchl19"),
-       "nmd18": ("lmbtr2", "lmbtr23", "soap_avg", "sine", "ewald")}
+NEW = {"qm9": ("lmbtr2", "lmbtr23", "soap_avg", "cm", "fchl19", "soap_featomic"),
+       "nmd18": ("lmbtr2", "lmbtr23", "soap_avg", "sine", "ewald", "soap_featomic")}
 NEW_PAIRS = [(ds, rep) for ds, reps in NEW.items() for rep in reps]
 # the twin each new representation is compared with at equal budget (the same tuned parameters)
 TWIN = {"lmbtr2": "mbtr2", "lmbtr23": "mbtr23", "soap_avg": "soap"}
 ALL = sorted(CONFIGS.rglob("*.yaml"))
 SMALL = [(ds, rep) for ds in DATASETS for rep in REPS]
 K = {"soap": None, "sf2": [2], "sf23": [2, 3], "mbtr2": [2], "mbtr23": [2, 3], "lmbtr2": [2], "lmbtr23": [2, 3],
-     "soap_avg": None, "cm": None, "fchl19": None, "sine": None, "ewald": None}
+     "soap_avg": None, "cm": None, "fchl19": None, "sine": None, "ewald": None, "soap_featomic": None}
 KIND = {"soap": "soap", "sf2": "sf", "sf23": "sf", "mbtr2": "mbtr", "mbtr23": "mbtr", "lmbtr2": "lmbtr",
         "lmbtr23": "lmbtr", "soap_avg": "soap", "cm": "coulomb_matrix", "fchl19": "fchl19",
-        "sine": "sine_matrix", "ewald": "ewald_matrix"}
+        "sine": "sine_matrix", "ewald": "ewald_matrix", "soap_featomic": "soap_featomic"}
 LOCAL = {"soap": True, "sf2": True, "sf23": True, "mbtr2": False, "mbtr23": False, "lmbtr2": True,
-         "lmbtr23": True, "soap_avg": False, "cm": False, "fchl19": True, "sine": False, "ewald": False}
+         "lmbtr23": True, "soap_avg": False, "cm": False, "fchl19": True, "sine": False, "ewald": False,
+         "soap_featomic": True}
 TARGETS = {"qm9": ("U0_atomization", "structure"), "nmd18": ("formation_energy", "cation"),
            "ba10": ("formation_enthalpy", "atom")}
 # where the shared data folder keeps each dataset (BA10: only a fragment is there)

@@ -72,6 +72,35 @@ def test_same_config_gives_identical_data(tmp_path):
             assert np.array_equal(fa[k][()], fb[k][()])
 
 
+def test_missing_data_h5_is_rebuilt_and_results_kept(tmp_path):
+    """A run directory copied or cloned without its data.h5 (results/ commits none) is restored by prepare:
+    the same data (every split and structure array equal), finished results kept; if the dataset read now
+    differs from the recorded one, nothing is written and the error names both content hashes."""
+    r = CliRunner()
+    cfg = _cfg(tmp_path)
+    rd = tmp_path / "run"
+    assert r.invoke(main, ["prepare", str(cfg), "--run-dir", str(rd)]).exit_code == 0
+    with h5py.File(rd / "data.h5") as f:
+        want = {k: f[k][()] for k in ("splits/test", "splits/train/50/1", "structures/positions")}
+    (rd / "data.h5").unlink()
+    (rd / "curve").mkdir()
+    (rd / "curve" / "20-0.yaml").write_text("finished: yes\n")
+    res = r.invoke(main, ["prepare", str(cfg), "--run-dir", str(rd)])
+    assert res.exit_code == 0 and "data.h5 rebuilt (results kept)" in res.output, res.output
+    with h5py.File(rd / "data.h5") as f:
+        for k, v in want.items():
+            assert np.array_equal(f[k][()], v), k
+    assert (rd / "curve" / "20-0.yaml").read_text() == "finished: yes\n"
+    # recorded content hash differs from the data read now: refused, nothing written
+    (rd / "data.h5").unlink()
+    meta = yaml.safe_load((rd / "run.yaml").read_text())
+    meta["dataset"]["content_hash"] = "0123456789abcdef"
+    (rd / "run.yaml").write_text(yaml.safe_dump(meta))
+    res = r.invoke(main, ["prepare", str(cfg), "--run-dir", str(rd)])
+    assert res.exit_code == 2 and "0123456789abcdef" in res.output and "Traceback" not in res.output, res.output
+    assert not (rd / "data.h5").exists() and (rd / "curve" / "20-0.yaml").exists()
+
+
 @pytest.mark.parametrize("bad,expect", [
     ({**CFG, "colour": 1}, "colour: unknown key"),
     ({**CFG, "splits": {**CFG["splits"], "draws": "x"}}, "splits.draws: wrong type"),
