@@ -124,4 +124,7 @@ TARGETS = {
     "curve_vs_largest": ("learning-curve kernel cost <= 1.2x the largest size alone", "<=", 1.2),
     "representations_vs_dscribe": ("representations >= 1.6x over dscribe single-process (2 cores)", ">=", 1.6),
     "many_regularisations": ("many-regularisation path >= 10x over repeated Cholesky", ">=", 10.0),
+    # Step 11 (section tuning, run with --only tuning)
+    "tuning_fidelity_fraction": ("multi-fidelity TPE reaches plain TPE's final loss in <= 1/3 of its CPU time",
+                                 "<=", 1 / 3),
 }

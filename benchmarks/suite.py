@@ -771,6 +771,12 @@ class Suite:
         return res
 
     # ------------------------------------------------------------------------------------------ soap_featomic
+    def tuning(self) -> dict[str, Any]:
+        """Plain vs multi-fidelity TPE on NMD18 SOAP (benchmarks/tuning.py)."""
+        from .tuning import tuning
+
+        return tuning(self)
+
     def soap_featomic(self) -> dict[str, Any]:
         """featomic's SOAP (representation soap_featomic) beside dscribe's (soap): same molecules, same
         parameters, one process, 1 and 2 workers through repbench.representations.compute."""

@@ -409,6 +409,13 @@ def objective_values(ws, cfg: Config, params: dict, trial=None) -> dict:
             "at_bound": list(res.at_bound)}
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of its finished child processes (the
+    representation workers), for the trials' ``cpu_s``."""
+    u = os.times()
+    return u.user + u.system + u.children_user + u.children_system
+
+
 def check_seconds(value, name: str, where: str = "") -> float | None:
     """``value`` if it is a usable number of seconds (above 0, finite, at most :data:`MAX_SECONDS`) or None;
     otherwise a :class:`ConfigError` naming ``name`` (``--trial-timeout``, ``tune.trial_timeout`` ...)."""
@@ -505,7 +512,7 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
         if action == "wait":
             time.sleep(2.0)
             continue
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_seconds()
         try:
             params = space.suggest(trial, sp)
             with _alarm(trial_timeout):
@@ -515,6 +522,7 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
         except TrialPruned:
             with storage_errors(url):
                 trial.set_user_attr("duration_s", time.perf_counter() - t0)
+                trial.set_user_attr("cpu_s", _cpu_seconds() - c0)
                 study.tell(trial, state=TrialState.PRUNED)
             continue
         except KeyboardInterrupt:
@@ -546,6 +554,7 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
             with storage_errors(url):
                 trial.set_user_attr("error", reason[:2000])
                 trial.set_user_attr("duration_s", time.perf_counter() - t0)
+                trial.set_user_attr("cpu_s", _cpu_seconds() - c0)
                 if not isinstance(e, (RepbenchError, TrialTimeout, MemoryError, ConfigError)):
                     trial.set_user_attr("traceback", scrub(traceback.format_exc()[-4000:], storage))
                 study.tell(trial, state=TrialState.FAIL)
@@ -556,6 +565,7 @@ def worker(run: RunDir, n_trials: int, *, storage: str | None = None, timeout: f
             trial.set_user_attr("regularization", rec["regularization"])
             trial.set_user_attr("at_bound", rec["at_bound"])
             trial.set_user_attr("duration_s", time.perf_counter() - t0)
+            trial.set_user_attr("cpu_s", _cpu_seconds() - c0)
             trial.set_user_attr("concrete", params)
             study.tell(trial, rec["loss"])
 
@@ -733,6 +743,7 @@ def trial_rows(study) -> list[dict]:
                "length_scale": t.user_attrs.get("length_scale"),
                "regularization": t.user_attrs.get("regularization"),
                "duration_s": t.user_attrs.get("duration_s"),
+               "cpu_s": t.user_attrs.get("cpu_s"),
                "rung": t.user_attrs.get("rung"),
                "error": t.user_attrs.get("error", "")}
         for k, v in t.params.items():

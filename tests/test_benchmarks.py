@@ -67,3 +67,34 @@ def test_smoke_results_content(smoke):
     for s in res["float32"]["krr"]["settings"]:
         assert abs(s["mae_difference_kcal_mol"]) < 1.0
     assert all(r["peak_mb"] > 0 for r in res["memory"]["runs"])
+
+
+def test_smoke_tuning_section(tmp_path):
+    """The opt-in section `--only tuning` (plain vs multi-fidelity TPE on NMD18 SOAP) runs both arms through
+    `repbench tune`'s code path and records what the comparison needs."""
+    shared = os.environ.get("REPBENCH_SHARED_DATA")
+    if not shared or not (Path(shared) / "nmd18").is_dir():
+        pytest.skip("the tuning section needs NMD18: set REPBENCH_SHARED_DATA (as .ci/run does)")
+    out = tmp_path / "tuning.yaml"
+    env = dict(os.environ, PYTHONWARNINGS="ignore", REPBENCH_SHARED_DATA=str(Path(shared).resolve()))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--only", "tuning", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = yaml.safe_load(out.read_text())
+    t = res["tuning"]
+    assert t["available"] and "tuning_fidelity_fraction" in res["targets"]
+    plain, mf = t["plain"], t["multi_fidelity"]
+    assert plain["trials"]["pruned"] == 0 and plain["trials"]["complete"] >= 1
+    assert "fidelity" not in plain["config"]["tune"] and mf["config"]["tune"]["fidelity"] == [10, 20]
+    # pruned trials stopped at a rung below the full size; complete ones at the full size (40 per fold)
+    assert set(mf["stopped_at_rung"]) <= {"10", "20", "40"}
+    assert sum(mf["stopped_at_rung"].values()) == mf["trials"]["complete"] + mf["trials"]["pruned"]
+    for arm in (plain, mf):
+        traj = arm["trajectory"]
+        cpu = [p["cpu_s"] for p in traj]
+        assert cpu == sorted(cpu) and all(c >= 0 for c in cpu)
+        best = [p["best_loss"] for p in traj if p["best_loss"] is not None]
+        assert best == sorted(best, reverse=True)
+        assert arm["best_loss"] == best[-1]
+    c = t["comparison"]
+    assert c["plain_final_loss"] == plain["best_loss"]
