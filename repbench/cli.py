@@ -465,21 +465,40 @@ def report(run_dirs, fmt, metric, plot_dir, paired) -> None:
 @click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True,
               help="Bootstrap resamples (test structures and draws, with replacement).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
-def compare_cmd(run_dirs, metric, fmt, resamples, seed) -> None:
+@click.option("--size", "sizes", type=click.IntRange(min=1), multiple=True, metavar="N",
+              help="Only this training size (repeatable) [default: every size the runs have in common].")
+@click.option("--ranking", is_flag=True,
+              help="Rank the runs by their error at each size and compare each with the next in rank, "
+                   "counting how many of all pairs are resolved (instead of one row per pair).")
+def compare_cmd(run_dirs, metric, fmt, resamples, seed, sizes, ranking) -> None:
     """Paired comparison of runs on the same test set and training draws.
 
     For every pair of runs and training size: the difference of their test errors (A - B, pooled over
     draws and test structures) with a 95% bootstrap interval; "resolved" when it excludes zero.  Runs
     prepared for different data (dataset, splits, seed) are refused: their test sets differ.
+
+    With --ranking (many runs): the runs in order of their error at each size, each against the next in
+    rank, and the number of resolved pairs, e.g.
+    `repbench compare runs/qm9-* --ranking --size 1000 --format markdown`.
     """
-    _compare(run_dirs, fmt, metric, resamples, seed)
+    _compare(run_dirs, fmt, metric, resamples, seed, list(sizes), ranking)
 
 
-def _compare(run_dirs, fmt: str, metric: str, resamples: int, seed: int) -> None:
+def _compare(run_dirs, fmt: str, metric: str, resamples: int, seed: int, sizes: list[int] | None = None,
+             ranking: bool = False) -> None:
     from . import compare as cmp
     from .migrate import open_run
 
-    rows = cmp.compare([open_run(p).path for p in run_dirs], metric=metric, n_boot=resamples, seed=seed)
+    paths = [open_run(p).path for p in run_dirs]
+    if ranking:
+        rows = cmp.ranking(paths, metric=metric, n_boot=resamples, seed=seed, sizes=sizes)
+        if fmt == "table":
+            for t in cmp.rich_ranking(rows):
+                console.print(t)
+        else:
+            click.echo(cmp.render_ranking(rows, fmt), nl=False)
+        return
+    rows = cmp.compare(paths, metric=metric, n_boot=resamples, seed=seed, sizes=sizes)
     if fmt == "table":
         console.print(cmp.rich_table(rows))
     else:

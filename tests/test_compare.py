@@ -25,6 +25,7 @@ BASE = {
     "time": {"repeats": 1, "n_structures": 10},
 }
 REPS = {"soap": {"soap": {"r_cut": 3.5, "n_max": 3, "l_max": 2, "sigma": 0.5}},
+        "soap2": {"soap": {"r_cut": 4.5, "n_max": 3, "l_max": 2, "sigma": 0.5}},
         "sf": {"sf": {"radial": {"n": 6}}}}
 
 
@@ -92,6 +93,32 @@ def test_compare_cli_and_report_compare(runs):
         assert r.exit_code == 0, r.output
         rows = yaml.safe_load(r.output)
         assert len(rows) == 2 and {"diff", "ci_low", "ci_high", "verdict"} <= set(rows[0])
+
+
+def test_ranking_orders_runs_and_uses_the_paired_intervals(runs):
+    """`compare --ranking`: runs in order of their error, each against the next with the same interval as
+    the pair's `compare` row (sign turned where the pair was computed the other way round), and the count
+    of resolved pairs; --size selects a size and an absent size is one clear error."""
+    from repbench.compare import ranking
+
+    third = _run(runs["work"], "c-soap2", "soap2")  # a third run of the same data: SOAP, wider cutoff
+    paths = [runs["soap"], runs["sf"], third]
+    rows = ranking(paths, n_boot=400, seed=1, sizes=[100])
+    pairs = compare(paths, n_boot=400, seed=1, sizes=[100])
+    assert [r["rank"] for r in rows] == [1, 2, 3] and {r["size"] for r in rows} == {100}
+    assert [r["mae"] for r in rows] == sorted(r["mae"] for r in rows)
+    assert rows[0]["resolved_pairs"] == sum(p["resolved"] for p in pairs) and rows[0]["pairs"] == 3
+    for r in rows[:-1]:
+        p = next(p for p in pairs if {p["a"], p["b"]} == {r["run"], r["next"]})
+        sign = 1 if p["a"] == r["run"] else -1
+        assert r["diff"] == pytest.approx(sign * p["diff"]) and r["diff"] <= 0
+        assert (r["ci_low"], r["ci_high"]) == pytest.approx(tuple(sorted((sign * p["ci_low"], sign * p["ci_high"]))))
+        assert r["resolved"] == p["resolved"]
+    assert rows[-1]["next"] == "" and rows[-1]["diff"] is None
+    r = CliRunner().invoke(main, ["compare", *map(str, paths), "--ranking", "--size", "100", "--format", "markdown"])
+    assert r.exit_code == 0 and "| 1 | " in r.output and "pairs resolved at size 100" in r.output, r.output
+    r = CliRunner().invoke(main, ["compare", *map(str, paths), "--ranking", "--size", "77"])
+    assert r.exit_code == 2 and "training size 77" in r.output and "Traceback" not in r.output, r.output
 
 
 def test_runs_of_different_data_are_not_paired(runs):
