@@ -381,7 +381,11 @@ def _print_leaderboard(study) -> None:
                    "tcp://host:8786, or local[:N] for N worker processes here.  Workers must see the run "
                    "directory (shared filesystem); results are written here, as a local run writes them.  "
                    "Needs pip install 'repbench[dask]'; see docs/dask.md.")
-def curve(run_dir: Path, no_plot: bool, scheduler: str | None) -> None:
+@click.option("--block-structures", type=click.IntRange(min=0), default=None, metavar="N",
+              help="With --scheduler: a draw's kernels of more than N^2 structure pairs are computed as row "
+                   "blocks of about N^2 pairs, each a Dask task [default: 2000; 0: never].  An execution "
+                   "setting, in no hash; the kernels agree with one-piece kernels to float64 rounding.")
+def curve(run_dir: Path, no_plot: bool, scheduler: str | None, block_structures: int | None) -> None:
     """Learning curve: refine KRR, fit and predict the test set at each training size and draw.
 
     Uses tune/best.yaml when present (else the config's fixed values).  Resumable per (size, draw);
@@ -392,7 +396,7 @@ def curve(run_dir: Path, no_plot: bool, scheduler: str | None) -> None:
     from .curve import calibration_data, run_curve
 
     rd = _resolve_run(run_dir)
-    doc = run_curve(rd, console=console, scheduler=scheduler)
+    doc = run_curve(rd, console=console, scheduler=scheduler, block_structures=block_structures)
     files = []
     if not no_plot:
         from . import plots

@@ -11,6 +11,7 @@ aggregates them with mean and standard deviation per size.  Re-running recompute
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -18,22 +19,30 @@ import numpy as np
 
 from .config import Config, thaw
 from .documents import CurvePoint, read_point, read_predictions, write_curve, write_point, write_predictions
-from .execution import blas_threads, run_tasks, same_blas_threads
+from .cache import STATS
+from .execution import (BLOCK_STRUCTURES, blas_threads, in_dask_worker, kernel_blocks, run_tasks,
+                        same_blas_threads)
 from .errors import ConfigError
 from .models.model import Model
 from .models.resolve import resolve_model
 from .rundir import RunDir, clean_stale_tmp, stage_lock
 from .progress import progress_lines
-from .workspace import Workspace, positions_in, take_features
+from .workspace import (KernelBank, Workspace, check_memory, estimate_kernel_bytes, positions_in,
+                        take_features)
 
 log = logging.getLogger("repbench")
 
 
-def run_curve(run: RunDir, *, progress: bool = True, console=None, scheduler: str | None = None) -> dict:
+def run_curve(run: RunDir, *, progress: bool = True, console=None, scheduler: str | None = None,
+              block_structures: int | None = None) -> dict:
     """Compute the missing learning-curve points and write curve.yaml.
 
     scheduler: None (this process) or a Dask scheduler address (:mod:`repbench.execution`): each draw's
     missing points become one task; this process writes every result, exactly as a local run does.
+    block_structures: with a scheduler, a draw's kernels of more than ``block_structures**2`` structure
+    pairs are computed as row blocks of about that many pairs, each a Dask task
+    (:func:`repbench.execution.kernel_blocks`; None: :data:`repbench.execution.BLOCK_STRUCTURES`, 0: never).
+    An execution setting: no hash sees it.
     """
     with stage_lock(run.path, "curve"):  # shared run-directory lock + the curve lock
         cfg = run.config()
@@ -46,7 +55,8 @@ def run_curve(run: RunDir, *, progress: bool = True, console=None, scheduler: st
         points = {(s, d): read_point(run, s, d, mhash) for d in range(draws) for s in sizes}
         todo = [k for k, p in points.items() if p is None]
         if todo:
-            points.update(_compute_points(run, cfg, ws, model, mhash, todo, progress, console, scheduler))
+            points.update(_compute_points(run, cfg, ws, model, mhash, todo, progress, console, scheduler,
+                                          block_structures))
         for w in warnings_for(cfg, points):
             log.warning("curve: %s", w)
         doc = aggregate(cfg, ws, model, mhash, points)
@@ -59,13 +69,34 @@ def run_curve(run: RunDir, *, progress: bool = True, console=None, scheduler: st
 ILL_CONDITIONED = 1e12
 
 
+class _BlockBank(KernelBank):
+    """A kernel bank whose missing kernels are computed by ``blocks(a, b, params, length_scales,
+    block_mb=...)`` (:func:`repbench.execution.kernel_blocks`: row blocks as Dask tasks); cached and served
+    like any bank's."""
+
+    def __init__(self, ws: Workspace, model: Model, rows, cols, features, features_index, blocks):
+        super().__init__(ws, model.representation, model.kernel, rows, cols, features, features_index)
+        self._blocks = blocks
+
+    def _compute(self, ls_list: list[float]) -> list[np.ndarray]:
+        n_rows, n_cols = self.shape
+        check_memory(estimate_kernel_bytes(n_rows, n_cols, len(ls_list)),
+                     f"the {n_rows} x {n_cols} kernel ({len(ls_list)} length scale(s))",
+                     where=str(self.ws.run.path))
+        fa = self._features_for(self.rows)
+        fb = None if self.cols is None else self._features_for(self.cols)
+        STATS["kernels.computed"] += len(ls_list)
+        return self._blocks(fa, fb, self.kernel, ls_list, block_mb=self.ws.block_mb)
+
+
 def _draw_points(ws: Workspace, model: Model, mhash: str, draw: int, sizes_todo: list[int],
-                 feats=None, universe=None, on_point=None) -> list[tuple[CurvePoint, dict]]:
+                 feats=None, universe=None, on_point=None, blocks=None) -> list[tuple[CurvePoint, dict]]:
     """Compute the points (size, ``draw``) for ``sizes_todo``: (point, predictions) pairs.
 
     The kernels of the draw's largest training set (train x train, test x train) are computed once and
     sliced for every smaller size.  Pure computation on the workspace's caches: the caller writes the
-    results (locally, or as the client of a Dask cluster).
+    results (locally, or as the client of a Dask cluster).  ``blocks``: computes the kernels as row blocks
+    (see :class:`_BlockBank`); None: in this process.
     """
     cfg = ws.cfg
     poly = not model.has_length_scale
@@ -77,8 +108,12 @@ def _draw_points(ws: Workspace, model: Model, mhash: str, draw: int, sizes_todo:
         universe = np.unique(np.concatenate([test, train_big]))
         feats = ws.features(model.representation, universe)
     krr_cfg = dict(thaw(cfg.krr))
-    bank_tt = ws.model_bank(model, train_big, features=feats, features_index=universe)
-    bank_te = ws.model_bank(model, test, train_big, features=feats, features_index=universe)
+    if blocks is None:
+        bank_tt = ws.model_bank(model, train_big, features=feats, features_index=universe)
+        bank_te = ws.model_bank(model, test, train_big, features=feats, features_index=universe)
+    else:
+        bank_tt = _BlockBank(ws, model, train_big, None, feats, universe, blocks)
+        bank_te = _BlockBank(ws, model, test, train_big, feats, universe, blocks)
     test_feats = take_features(feats, positions_in(universe, test))
     diag: dict[float, np.ndarray] = {}
     out = []
@@ -121,17 +156,24 @@ def _draw_points(ws: Workspace, model: Model, mhash: str, draw: int, sizes_todo:
 
 
 def draw_task(run_path: str, model: Model, mhash: str, draw: int, sizes_todo: list[int],
-              threads: int | None = None) -> list:
+              threads: int | None = None, block_structures: int | None = None) -> list:
     """One draw's missing points, computed where this runs (a Dask worker): it opens the run directory
     by its path (a shared filesystem) and returns the results for the client to write.  ``threads``: the
-    client's BLAS thread count, so that factorisations round as in a local run."""
+    client's BLAS thread count, so that factorisations round as in a local run.  ``block_structures``
+    (> 0): kernels of more than its square of structure pairs are computed as row blocks, Dask tasks on
+    the cluster this task runs on (:func:`repbench.execution.kernel_blocks`; outside a worker: here, one
+    block after another)."""
+    blocks = None
+    if block_structures:
+        blocks = functools.partial(kernel_blocks, scheduler="worker" if in_dask_worker() else None,
+                                   block_structures=int(block_structures), threads=threads)
     with same_blas_threads(threads):
         ws = Workspace(RunDir(run_path), progress=False)
-        return _draw_points(ws, model, mhash, draw, sizes_todo)
+        return _draw_points(ws, model, mhash, draw, sizes_todo, blocks=blocks)
 
 
 def _compute_points(run: RunDir, cfg: Config, ws: Workspace, model: Model, mhash: str, todo, progress,
-                    console, scheduler: str | None = None) -> dict:
+                    console, scheduler: str | None = None, block_structures: int | None = None) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     done: dict = {}
@@ -166,7 +208,12 @@ def _compute_points(run: RunDir, cfg: Config, ws: Workspace, model: Model, mhash
                 _draw_points(ws, model, mhash, d, [s for s, dd in todo if dd == d], feats, universe, on_point)
         else:
             threads = blas_threads()
-            args = [(str(run.path.resolve()), model, mhash, d, [s for s, dd in todo if dd == d], threads)
+            blk = BLOCK_STRUCTURES if block_structures is None else int(block_structures)
+            n_big = len(ws.splits.train[max(ws.splits.train)][draws_needed[0]])
+            if blk and n_big * (n_big + 1) / 2 > blk**2:
+                log.info("curve: kernels of more than %d^2 structure pairs are computed as row blocks on "
+                         "the cluster", blk)
+            args = [(str(run.path.resolve()), model, mhash, d, [s for s, dd in todo if dd == d], threads, blk)
                     for d in draws_needed]
             run_tasks(draw_task, args, scheduler=scheduler,
                       on_result=lambda results: [on_point(p, pr) for p, pr in results])

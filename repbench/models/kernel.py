@@ -112,5 +112,87 @@ def kernel_matrices(a: Features, b: Features | None, params: dict, length_scales
     return kern.matrices(a, b, ls, params, dtype=dt, block_bytes=block)
 
 
+# ---------------------------------------------------------------------------------------------- row blocks
+# A large kernel can be computed as row blocks (blocks of whole structures) in other processes and put
+# together (repbench.execution.kernel_blocks runs them as Dask tasks).  Pure functions: split, one block,
+# assemble.
+
+
+def structure_rows(f: Features, r0: int, r1: int) -> Features:
+    """Structures ``r0:r1`` of ``f`` (a view of consecutive rows: no copy)."""
+    if f.offsets is None:
+        return Features(values=f.values[r0:r1])
+    off = np.asarray(f.offsets, dtype=np.int64)
+    return Features(values=f.values[off[r0]:off[r1]], offsets=off[r0:r1 + 1] - off[r0])
+
+
+def blocks_agree(params: dict, dtype: str | None = None) -> bool:
+    """Whether row blocks reproduce :func:`kernel_matrices` to float64 rounding (about 1e-15 relative):
+    the GEMM runs in float64.  Not bit for bit: BLAS rounds an element by its place in the product's tiles,
+    and the global kernels centre the rows by the mean of the input they see.  With a float32 GEMM a block
+    would differ by float32 rounding (about 1e-7), so such kernels are computed in one piece."""
+    return (dtype or params.get("dtype", "float64")) == "float64"
+
+
+def row_blocks(n_rows: int, n_cols: int | None, block_structures: int) -> list[tuple[int, int]]:
+    """Consecutive structure ranges ``(r0, r1)`` covering ``0:n_rows``, each about ``block_structures**2``
+    structure pairs of the kernel (one block if the kernel is no larger).  ``n_cols=None``: the symmetric
+    kernel (a x a), of which a block computes rows r0:r1 against columns r0: only (the upper part, ``n(n +
+    1)/2`` pairs in all), so the boundaries balance that work: the first blocks hold fewer rows."""
+    n_rows = int(n_rows)
+    symmetric = n_cols is None
+    pairs = n_rows * (n_rows + 1) / 2 if symmetric else n_rows * int(n_cols)
+    n_blocks = int(max(1, min(n_rows, np.ceil(pairs / max(1, int(block_structures)) ** 2))))
+    if not symmetric:
+        edges = np.linspace(0, n_rows, n_blocks + 1).round().astype(int)
+    else:
+        r = np.arange(n_rows + 1, dtype=np.float64)
+        work = r * n_rows - r * (r - 1) / 2  # upper-triangle pairs in rows 0:r
+        targets = work[-1] * np.arange(n_blocks + 1) / n_blocks
+        edges = np.searchsorted(work, targets, side="left")
+        edges[0], edges[-1] = 0, n_rows
+    edges = np.unique(edges)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def kernel_block(a: Features, b: Features | None, params: dict, length_scales: Sequence[float], n_rows: int,
+                 *, dtype: str | None = None, block_mb: int | None = None) -> list[np.ndarray]:
+    """One row block: the kernel of the first ``n_rows`` structures of ``a`` against ``b``, one matrix
+    per length scale.
+
+    ``b=None``: the upper part of the symmetric kernel of ``a`` (``a`` holds the structures from the
+    block's first row to the end): columns ``0:n_rows`` are the (exactly symmetric) kernel of the block's
+    own structures, the columns after them the block against the rest, each structure pair summed with the
+    row structure first, as the symmetric :func:`kernel_matrices` sums it.  Shape ``(n_rows, len(a))``.
+    """
+    kw = {"dtype": dtype, "block_mb": block_mb}
+    if b is not None:
+        return kernel_matrices(structure_rows(a, 0, n_rows), b, params, length_scales, **kw)
+    own = structure_rows(a, 0, n_rows)
+    diag = kernel_matrices(own, None, params, length_scales, **kw)
+    if n_rows == a.n_structures:
+        return diag
+    rest = kernel_matrices(own, structure_rows(a, n_rows, a.n_structures), params, length_scales, **kw)
+    return [np.ascontiguousarray(np.hstack([d, r])) for d, r in zip(diag, rest)]
+
+
+def assemble_blocks(blocks: Sequence[tuple[tuple[int, int], list[np.ndarray]]], n_rows: int,
+                    n_cols: int | None = None) -> list[np.ndarray]:
+    """The kernel matrices from their row blocks ``((r0, r1), matrices)``.  ``n_cols=None``: symmetric
+    blocks (rows r0:r1, columns r0:), mirrored into the lower triangle: the result is exactly symmetric,
+    as :func:`kernel_matrices` makes it (each block's own square is symmetric already)."""
+    n_ls = len(blocks[0][1])
+    out = [np.empty((n_rows, n_rows if n_cols is None else n_cols)) for _ in range(n_ls)]
+    for (r0, r1), mats in blocks:
+        for o, m in zip(out, mats):
+            if n_cols is None:
+                o[r0:r1, r0:] = m
+                o[r1:, r0:r1] = m[:, r1 - r0:].T
+            else:
+                o[r0:r1] = m
+    return out
+
+
 __all__ = ["Kernel", "KERNELS", "NO_LENGTH_SCALE", "kernel_names", "kernel_name", "kernel_of",
-           "has_length_scale", "kernel_matrices"]
+           "has_length_scale", "kernel_matrices", "structure_rows", "blocks_agree", "row_blocks",
+           "kernel_block", "assemble_blocks"]
