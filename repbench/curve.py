@@ -19,7 +19,6 @@ import numpy as np
 
 from .config import Config, thaw
 from .documents import CurvePoint, read_point, read_predictions, write_curve, write_point, write_predictions
-from .cache import STATS
 from .execution import (BLOCK_STRUCTURES, blas_threads, in_dask_worker, kernel_blocks, run_tasks,
                         same_blas_threads)
 from .errors import ConfigError
@@ -27,8 +26,7 @@ from .models.model import Model
 from .models.resolve import resolve_model
 from .rundir import RunDir, clean_stale_tmp, stage_lock
 from .progress import progress_lines
-from .workspace import (KernelBank, Workspace, check_memory, estimate_kernel_bytes, positions_in,
-                        take_features)
+from .workspace import Workspace, positions_in, take_features
 
 log = logging.getLogger("repbench")
 
@@ -69,26 +67,6 @@ def run_curve(run: RunDir, *, progress: bool = True, console=None, scheduler: st
 ILL_CONDITIONED = 1e12
 
 
-class _BlockBank(KernelBank):
-    """A kernel bank whose missing kernels are computed by ``blocks(a, b, params, length_scales,
-    block_mb=...)`` (:func:`repbench.execution.kernel_blocks`: row blocks as Dask tasks); cached and served
-    like any bank's."""
-
-    def __init__(self, ws: Workspace, model: Model, rows, cols, features, features_index, blocks):
-        super().__init__(ws, model.representation, model.kernel, rows, cols, features, features_index)
-        self._blocks = blocks
-
-    def _compute(self, ls_list: list[float]) -> list[np.ndarray]:
-        n_rows, n_cols = self.shape
-        check_memory(estimate_kernel_bytes(n_rows, n_cols, len(ls_list)),
-                     f"the {n_rows} x {n_cols} kernel ({len(ls_list)} length scale(s))",
-                     where=str(self.ws.run.path))
-        fa = self._features_for(self.rows)
-        fb = None if self.cols is None else self._features_for(self.cols)
-        STATS["kernels.computed"] += len(ls_list)
-        return self._blocks(fa, fb, self.kernel, ls_list, block_mb=self.ws.block_mb)
-
-
 def _draw_points(ws: Workspace, model: Model, mhash: str, draw: int, sizes_todo: list[int],
                  feats=None, universe=None, on_point=None, blocks=None) -> list[tuple[CurvePoint, dict]]:
     """Compute the points (size, ``draw``) for ``sizes_todo``: (point, predictions) pairs.
@@ -96,7 +74,7 @@ def _draw_points(ws: Workspace, model: Model, mhash: str, draw: int, sizes_todo:
     The kernels of the draw's largest training set (train x train, test x train) are computed once and
     sliced for every smaller size.  Pure computation on the workspace's caches: the caller writes the
     results (locally, or as the client of a Dask cluster).  ``blocks``: computes the kernels as row blocks
-    (see :class:`_BlockBank`); None: in this process.
+    (the kernel banks' ``compute``); None: in this process.
     """
     cfg = ws.cfg
     poly = not model.has_length_scale
@@ -108,12 +86,8 @@ def _draw_points(ws: Workspace, model: Model, mhash: str, draw: int, sizes_todo:
         universe = np.unique(np.concatenate([test, train_big]))
         feats = ws.features(model.representation, universe)
     krr_cfg = dict(thaw(cfg.krr))
-    if blocks is None:
-        bank_tt = ws.model_bank(model, train_big, features=feats, features_index=universe)
-        bank_te = ws.model_bank(model, test, train_big, features=feats, features_index=universe)
-    else:
-        bank_tt = _BlockBank(ws, model, train_big, None, feats, universe, blocks)
-        bank_te = _BlockBank(ws, model, test, train_big, feats, universe, blocks)
+    bank_tt = ws.model_bank(model, train_big, features=feats, features_index=universe, compute=blocks)
+    bank_te = ws.model_bank(model, test, train_big, features=feats, features_index=universe, compute=blocks)
     test_feats = take_features(feats, positions_in(universe, test))
     diag: dict[float, np.ndarray] = {}
     out = []

@@ -176,9 +176,11 @@ class Workspace:
 
     # ------------------------------------------------------------------ models
     def model_bank(self, model: Model, rows: np.ndarray, cols: np.ndarray | None = None,
-                   features: Features | None = None, features_index: np.ndarray | None = None) -> "KernelBank":
-        """A kernel bank of ``model``'s representation and kernel."""
-        return KernelBank(self, model.representation, model.kernel, rows, cols, features, features_index)
+                   features: Features | None = None, features_index: np.ndarray | None = None,
+                   compute=None) -> "KernelBank":
+        """A kernel bank of ``model``'s representation and kernel (``compute``: see :class:`KernelBank`)."""
+        return KernelBank(self, model.representation, model.kernel, rows, cols, features, features_index,
+                          compute)
 
     def refine(self, model: Model, bank: "KernelBank", pool: np.ndarray, folds, krr_cfg: dict,
                ls_start: float | None = None):
@@ -242,8 +244,12 @@ class KernelBank:
     """
 
     def __init__(self, ws: Workspace, rep_spec: dict, kernel: dict, rows: np.ndarray,
-                 cols: np.ndarray | None, features: Features | None, features_index: np.ndarray | None):
+                 cols: np.ndarray | None, features: Features | None, features_index: np.ndarray | None,
+                 compute=None):
         self.ws = ws
+        # how missing kernels are computed: kernel_matrices in this process, or a drop-in with the same
+        # signature (repbench.execution.kernel_blocks: row blocks as Dask tasks)
+        self._kernel_fn = compute or kernel_matrices
         self.rep_spec = rep_spec
         self.kernel = dict(thaw(kernel))
         self.rows = np.asarray(rows, dtype=np.int64)
@@ -296,7 +302,7 @@ class KernelBank:
         fa = self._features_for(self.rows)
         fb = None if self.cols is None else self._features_for(self.cols)
         STATS["kernels.computed"] += len(ls_list)
-        return kernel_matrices(fa, fb, self.kernel, ls_list, block_mb=self.ws.block_mb)
+        return self._kernel_fn(fa, fb, self.kernel, ls_list, block_mb=self.ws.block_mb)
 
     def view(self, positions: np.ndarray) -> "BankView":
         """The sub-kernels rows[positions] x rows[positions] of a symmetric bank (no recomputation)."""
