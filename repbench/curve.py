@@ -159,11 +159,18 @@ def _compute_points(run: RunDir, cfg: Config, ws: Workspace, model: Model, mhash
         write_point(run, point)
         done[(point.size, point.draw)] = point
 
+    if scheduler is None:
+        # one representation computation for every structure the curve needs (before the progress
+        # heartbeat starts: computing representations forks worker processes)
+        big = max(ws.splits.train)
+        universe = np.unique(np.concatenate([ws.splits.test]
+                                            + [ws.splits.train[big][d] for d in draws_needed]))
+        feats = ws.features(model.representation, universe)
     with Progress(TextColumn("[bold]curve[/]"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   disable=not progress) as prog:
         task = prog.add_task("", total=len(todo))
-        ticker = progress_lines("curve", len(todo), unit="points")
+        ticker = progress_lines("curve", len(todo), unit="points", heartbeat=True)
 
         def on_point(point: CurvePoint, preds: dict) -> None:
             write(point, preds)
@@ -171,28 +178,31 @@ def _compute_points(run: RunDir, cfg: Config, ws: Workspace, model: Model, mhash
             prog.advance(task)
             ticker.advance()
 
-        if scheduler is None:
-            sizes = sorted(ws.splits.train)
-            big = sizes[-1]
-            test = ws.splits.test
-            # one representation computation for every structure the curve needs
-            universe = np.unique(np.concatenate([test] + [ws.splits.train[big][d] for d in draws_needed]))
-            feats = ws.features(model.representation, universe)
-            for d in draws_needed:
-                _draw_points(ws, model, mhash, d, [s for s, dd in todo if dd == d], feats, universe, on_point)
-        else:
-            threads = blas_threads()
-            blk = BLOCK_STRUCTURES if block_structures is None else int(block_structures)
-            n_big = len(ws.splits.train[max(ws.splits.train)][draws_needed[0]])
-            if blk and n_big * (n_big + 1) / 2 > blk**2:
-                log.info("curve: kernels of more than %d^2 structure pairs are computed as row blocks on "
-                         "the cluster", blk)
-            args = [(str(run.path.resolve()), model, mhash, d, [s for s, dd in todo if dd == d], threads, blk)
-                    for d in draws_needed]
-            run_tasks(draw_task, args, scheduler=scheduler,
-                      on_result=lambda results: [on_point(p, pr) for p, pr in results])
-        ticker.close()
+        try:
+            _run_draws(run, ws, model, mhash, todo, draws_needed, scheduler, block_structures, on_point,
+                       feats if scheduler is None else None, universe if scheduler is None else None)
+        finally:
+            ticker.close()
     return done
+
+
+def _run_draws(run, ws, model, mhash, todo, draws_needed, scheduler, block_structures, on_point, feats,
+               universe) -> None:
+    """The draws' missing points: here, one draw after another, or as Dask tasks."""
+    if scheduler is None:
+        for d in draws_needed:
+            _draw_points(ws, model, mhash, d, [s for s, dd in todo if dd == d], feats, universe, on_point)
+    else:
+        threads = blas_threads()
+        blk = BLOCK_STRUCTURES if block_structures is None else int(block_structures)
+        n_big = len(ws.splits.train[max(ws.splits.train)][draws_needed[0]])
+        if blk and n_big * (n_big + 1) / 2 > blk**2:
+            log.info("curve: kernels of more than %d^2 structure pairs are computed as row blocks on "
+                     "the cluster", blk)
+        args = [(str(run.path.resolve()), model, mhash, d, [s for s, dd in todo if dd == d], threads, blk)
+                for d in draws_needed]
+        run_tasks(draw_task, args, scheduler=scheduler,
+                  on_result=lambda results: [on_point(p, pr) for p, pr in results])
 
 
 def warnings_for(cfg: Config, points: dict) -> list[str]:

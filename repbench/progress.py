@@ -3,12 +3,15 @@
 rich's progress bars draw only on terminals; in a batch job a 50-minute stage would print nothing until it
 ends.  :func:`progress_lines` prints one plain line to stderr about every minute (``REPBENCH_PROGRESS_S``
 seconds) with what is done and an estimate of what is left, and nothing on a terminal (where the bar is).
+A heartbeat thread prints the line also while no unit finishes (one draw's kernels can take many minutes
+before its points arrive together), so a batch log never goes silent for longer than the interval.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 
 
@@ -20,6 +23,29 @@ class ProgressLines:
         self.interval, self.stream = interval, stream
         self.done = 0
         self.t0 = self.last = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start_heartbeat(self) -> "ProgressLines":
+        """Print the line every ``interval`` seconds also when nothing finishes (a daemon thread, stopped
+        by :meth:`close`)."""
+        if self.stream is not None and self.interval > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name=f"repbench-progress-{self.stage}",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(max(1.0, self.interval / 4)):
+            self._emit_if_due()
+
+    def _emit_if_due(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if self.stream is not None and now - self.last >= self.interval:
+                self.last = now
+                print(self._line(), file=self.stream, flush=True)
 
     def _line(self) -> str:
         el = time.monotonic() - self.t0
@@ -28,13 +54,14 @@ class ProgressLines:
         return f"{self.stage}: {self.done}/{self.total} {self.unit} done, {_fmt(el)} elapsed{est}"
 
     def advance(self, n: int = 1) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.stream is not None and now - self.last >= self.interval:
-            self.last = now
-            print(self._line(), file=self.stream, flush=True)
+        with self._lock:
+            self.done += n
+        self._emit_if_due()
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         if self.stream is not None and self.done and time.monotonic() - self.t0 >= self.interval:
             print(self._line(), file=self.stream, flush=True)
 
@@ -44,8 +71,12 @@ def _fmt(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def progress_lines(stage: str, total: int, unit: str = "units") -> ProgressLines:
-    """A line printer for ``stage`` that is silent on a terminal (see the module docstring)."""
+def progress_lines(stage: str, total: int, unit: str = "units", heartbeat: bool = False) -> ProgressLines:
+    """A line printer for ``stage`` that is silent on a terminal (see the module docstring).
+
+    ``heartbeat``: also print while nothing finishes (a thread: never while the process forks workers, whose
+    copy of a lock held at the fork would never be released); call ``close()`` when the stage ends."""
     interval = float(os.environ.get("REPBENCH_PROGRESS_S", "60"))
     stream = None if sys.stderr.isatty() else sys.stderr
-    return ProgressLines(stage, total, unit, interval, stream)
+    lines = ProgressLines(stage, total, unit, interval, stream)
+    return lines.start_heartbeat() if heartbeat else lines

@@ -29,3 +29,19 @@ def test_silent_on_a_terminal():
     p = ProgressLines("tune", 3, "trials", interval=0, stream=None)
     p.advance()
     p.close()
+
+
+def test_heartbeat_prints_while_nothing_finishes():
+    """One draw's kernels can take many minutes before its points arrive together: the heartbeat keeps the
+    batch log alive meanwhile, and close() stops it."""
+    import time
+
+    out = io.StringIO()
+    p = ProgressLines("curve", 2, "points", interval=0.5, stream=out).start_heartbeat()
+    time.sleep(1.6)
+    p.close()
+    lines = out.getvalue().strip().splitlines()
+    assert lines and lines[0].startswith("curve: 0/2 points done, 0m0") and "left" not in lines[0]
+    n = len(out.getvalue())
+    time.sleep(1.2)
+    assert len(out.getvalue()) == n, "a closed ticker prints nothing more"
