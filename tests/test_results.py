@@ -2,8 +2,9 @@
 
 * fast: every reference run (the paper's five representations and, since Step 9, the new ones of each dataset)
   was made with the config file of today (same config hash, same resolved config),
-  holds every learning-curve point and its timings, all valid for the model today's code resolves, and results/README.md shows exactly what `repbench report`
-  prints for these runs (the tables are generated, not hand-edited);
+  holds every learning-curve point with its per-structure test predictions and its timings, all valid for the
+  model today's code resolves, and results/README.md shows exactly what `repbench report` and `repbench compare`
+  (rankings, pairs, the local/global twins) print for these runs (the tables are generated, not hand-edited);
 * slow: QM9 MBTR k=2 re-run from the committed tuning result reproduces the committed learning curve.
 """
 
@@ -27,8 +28,8 @@ RESULTS = ROOT / "results"
 DATASETS = ["qm9", "nmd18"]
 REPS = ["soap", "sf2", "sf23", "mbtr2", "mbtr23"]
 # Step 9: beyond the paper's matrix (the local/global twins, the Coulomb-matrix family, FCHL19)
-NEW = {"qm9": ["lmbtr2", "lmbtr23", "soap_avg", "cm", "fchl19"],
-       "nmd18": ["lmbtr2", "lmbtr23", "soap_avg", "sine", "ewald"]}
+NEW = {"qm9": ["lmbtr2", "lmbtr23", "soap_avg", "cm", "fchl19", "soap_featomic"],
+       "nmd18": ["lmbtr2", "lmbtr23", "soap_avg", "sine", "ewald", "soap_featomic"]}
 # each dataset's table in results/README.md: the paper's five, then the new ones
 TABLE = {ds: REPS + NEW[ds] for ds in DATASETS}
 RUNS = [(ds, rep) for ds in DATASETS for rep in TABLE[ds]]
@@ -57,8 +58,9 @@ def test_reference_run_matches_its_config(ds, rep, monkeypatch):
         f"configs/{ds}/small/{rep}.yaml changed since results/runs/{ds}-{rep} was made: re-run it "
         "(docs/reproduce.md) or undo the change")
     assert meta["config"] == cfg.to_dict()
-    assert {s: v["state"] for s, v in meta["status"].items()} == {"prepare": "done", "curve": "done",
-                                                                  "time": "done"}
+    states = {s: v["state"] for s, v in meta["status"].items()}
+    states.setdefault("tune", "done")  # run.yaml records the tune stage since Step 11
+    assert states == {"prepare": "done", "tune": "done", "curve": "done", "time": "done"}
     best = yaml.safe_load((run / "tune" / "best.yaml").read_text())
     assert best["study_hash"] == cfg.study_hash() == meta["study_hash"]
     assert best["trials"]["complete"] == cfg.tune["trials"]
@@ -70,6 +72,9 @@ def test_reference_run_matches_its_config(ds, rep, monkeypatch):
     points = sorted((run / "curve").glob("*.yaml"))
     assert len(points) == len(cfg.splits["train_sizes"]) * cfg.splits["draws"]
     assert all(yaml.safe_load(p.read_text())["model_hash"] == model_hash for p in points)
+    # every point keeps its per-structure test predictions (what `repbench compare` pairs)
+    assert sorted(p.name for p in (run / "curve").glob("*.predictions.npz")) == \
+        sorted(p.stem + ".predictions.npz" for p in points)
     timings = yaml.safe_load((run / "timings.yaml").read_text())
     assert timings["model_hash"] == model_hash and timings["config_hash"] == cfg.hash() and timings["sizes"]
 
@@ -152,3 +157,57 @@ def test_holdout_tables_are_what_report_and_compare_print():
         out = CliRunner().invoke(main, cmd)
         assert out.exit_code == 0, out.output
         assert out.output.strip() in text, f"results/README.md: paste the output of repbench {' '.join(cmd)}"
+
+
+# ------------------------------------------------------------------------------------------ paired statistics
+#: Every reference run in a dataset's ranking (results/README.md, "Paired rankings"): all of its table.
+RANK_SIZE = {"qm9": 1000, "nmd18": 800}
+#: The local/global twins of "Local or global?": (local, global, label).
+TWINS = [("soap", "soap_avg", "SOAP − averaged SOAP"), ("lmbtr2", "mbtr2", "LMBTR k=2 − MBTR k=2"),
+         ("lmbtr23", "mbtr23", "LMBTR k=2,3 − MBTR k=2,3")]
+TWIN_SIZES = {"qm9": (125, 1000), "nmd18": (100, 800)}
+
+
+def _cell(row: dict) -> str:
+    text = f"{row['diff']:+.3g} [{row['ci_low']:+.3g}, {row['ci_high']:+.3g}]"
+    return f"**{text}**" if row["resolved"] else text
+
+
+def twin_table() -> str:
+    """The paired-difference table of "Local or global?" (local minus global test MAE, 95% bootstrap
+    interval, bold where resolved), computed from the stored predictions with `repbench compare`'s
+    defaults (2,000 resamples, seed 0)."""
+    from repbench.compare import compare
+
+    lines = ["| pair (local − global) | QM9 at 125 | QM9 at 1,000 (kcal/mol) | NMD18 at 100 | NMD18 at 800 (meV/cation) |",
+             "|---|---|---|---|---|"]
+    for loc, glob, label in TWINS:
+        cells = []
+        for ds in DATASETS:
+            rows = compare([RESULTS / "runs" / f"{ds}-{loc}", RESULTS / "runs" / f"{ds}-{glob}"],
+                           sizes=list(TWIN_SIZES[ds]))
+            cells += [_cell(r) for r in rows]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("ds", DATASETS)
+def test_results_readme_rankings_are_what_compare_prints(ds):
+    """The paired rankings in results/README.md are exactly `repbench compare --ranking`'s output over every
+    run of the dataset's table; and the NMD18 pairs of the paper's five at 800 (the once "suggestive"
+    ranking) are exactly `repbench compare`'s."""
+    runs = [str(RESULTS / "runs" / f"{ds}-{rep}") for rep in TABLE[ds]]
+    cmds = [["compare", *runs, "--ranking", "--size", str(RANK_SIZE[ds]), "--format", "markdown"]]
+    if ds == "nmd18":
+        cmds.append(["compare", *[str(RESULTS / "runs" / f"nmd18-{rep}") for rep in REPS], "--size", "800",
+                     "--format", "markdown"])
+    text = (RESULTS / "README.md").read_text()
+    for cmd in cmds:
+        out = CliRunner().invoke(main, cmd)
+        assert out.exit_code == 0, out.output
+        assert out.output.strip() in text, f"results/README.md: paste the output of repbench {' '.join(cmd)}"
+
+
+def test_results_readme_twin_table_is_what_compare_gives():
+    assert twin_table() in (RESULTS / "README.md").read_text(), (
+        "results/README.md, Local or global?: paste the output of tests/test_results.py:twin_table()")
