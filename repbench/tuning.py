@@ -347,6 +347,10 @@ def make_pruner(cfg: Config):
     return optuna.pruners.NopPruner()
 
 
+#: Validation structures of a rung below the full size (at least; all if the fold has fewer).
+MIN_RUNG_VALIDATION = 50
+
+
 def rungs(cfg: Config, n_train: int) -> list[int]:
     """Training-set sizes (per fold) at which a trial is evaluated: ``tune.fidelity`` below the folds'
     training size, then the full size."""
@@ -371,13 +375,18 @@ def _counted(study) -> tuple[int, int, int]:
 def objective_values(ws, cfg: Config, params: dict, trial=None) -> dict:
     """Evaluate one concrete (representation, kernel) on the tuning folds; returns the trial's record.
 
-    With ``tune.fidelity`` the trial is evaluated at growing training-set sizes (rungs; each fold's
-    training part subsampled, stratified and nested, with the seed; the validation parts stay whole): the
-    validation loss at each rung is reported to optuna and a trial that the pruner stops raises
-    ``optuna.TrialPruned`` with the rung recorded.  ``tune.kernel_dtype`` computes the trial kernels in that
-    precision (float32: about twice as fast; the learning curve keeps the config's dtype).
+    With ``tune.fidelity`` the trial is first evaluated cheaply at growing training-set sizes (rungs), then
+    on the full folds: at a rung of ``r`` training structures, the first fold only, its training part
+    subsampled to ``r`` and its validation part to the same fraction (at least 50 structures, or all),
+    stratified and seeded per rung, so that every trial of the study sees the same subsets at a rung.  The
+    validation loss at each rung is reported to optuna; a trial that the pruner stops raises
+    ``optuna.TrialPruned`` with the rung recorded.  The representation is computed once per structure and
+    trial: each rung computes only the structures the earlier rungs did not (a pruned trial pays for the
+    structures of its rungs, not for the whole tuning set).  ``tune.kernel_dtype`` computes the trial
+    kernels in that precision (float32: about twice as fast; the learning curve keeps the config's dtype).
     """
     from .splits import rng_for, stratified_sample
+    from .workspace import concat_features
 
     model = trial_model(cfg, params, kernel_dtype=cfg.tune.get("kernel_dtype"))
     ws.rep_hash(model.representation)  # builds (validates) the representation for this dataset
@@ -387,14 +396,24 @@ def objective_values(ws, cfg: Config, params: dict, trial=None) -> dict:
     n_train = min(len(tr) for tr, _ in folds)
     steps = rungs(cfg, n_train)
     values = ws.y if cfg.splits["stratify"] else None
+    have_idx, have = np.empty(0, dtype=np.int64), None
     for r in steps:
         if r == steps[-1]:
             sub = folds
         else:
-            sub = [(stratified_sample(rng_for(cfg.seed, "tune", 100 + k, r), tr, values, r), va)
-                   for k, (tr, va) in enumerate(folds)]
+            tr, va = folds[0]
+            n_va = min(len(va), max(MIN_RUNG_VALIDATION, math.ceil(len(va) * r / n_train)))
+            sub = [(stratified_sample(rng_for(cfg.seed, "tune", 100, r), tr, values, r),
+                    stratified_sample(rng_for(cfg.seed, "tune", 200, r), va, values, n_va))]
         rows = np.unique(np.concatenate([np.concatenate(f) for f in sub]))
-        bank = ws.model_bank(model, rows)
+        if len(steps) == 1:
+            bank = ws.model_bank(model, rows)
+        else:
+            new = np.setdiff1d(rows, have_idx, assume_unique=True)
+            if len(new):
+                have = concat_features(have, ws.features(model.representation, new))
+                have_idx = np.concatenate([have_idx, new])
+            bank = ws.model_bank(model, rows, features=have, features_index=have_idx)
         res = ws.refine(model, bank, rows, sub, krr_cfg)
         if trial is not None and r != steps[-1]:
             import optuna

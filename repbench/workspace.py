@@ -40,6 +40,16 @@ def take_features(f: Features, positions: np.ndarray) -> Features:
     return Features(values=f.values[rows], offsets=offsets)
 
 
+def concat_features(a: Features | None, b: Features) -> Features:
+    """The structures of ``a`` followed by those of ``b`` (``a`` None: ``b``)."""
+    if a is None:
+        return b
+    if a.offsets is None:
+        return Features(values=np.concatenate([a.values, b.values]), offsets=None)
+    return Features(values=np.concatenate([a.values, b.values]),
+                    offsets=np.concatenate([a.offsets, a.offsets[-1] + b.offsets[1:]]).astype(np.int64))
+
+
 def positions_in(superset: np.ndarray, subset: np.ndarray) -> np.ndarray:
     """Positions of ``subset``'s elements within ``superset`` (all must be present)."""
     order = np.argsort(superset, kind="stable")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -118,3 +119,56 @@ def test_pruned_study_resumes_after_sigkill(tmp_path):
     assert len(done) == 8 and len({t.number for t in trials}) == len(trials)
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     assert all((t.state, t.params) == before[t.number] for t in trials if t.number in before)
+
+
+def test_low_rungs_are_cheap_and_each_structure_is_computed_once(tmp_path, monkeypatch):
+    """Below the full size a rung evaluates the first fold only, with its training part subsampled to the
+    rung and its validation part to the same fraction (at least 50, here all 40); the representation of a
+    structure is computed once per trial, each rung adding only the structures it newly needs; every
+    trial sees the same subsets at a rung; without fidelity the evaluation is what it always was."""
+    from repbench.tuning import objective_values
+    from repbench.workspace import Workspace
+
+    (tmp_path / "fid.yaml").write_text(yaml.safe_dump(CONFIG))
+    run = tmp_path / "run"
+    assert CliRunner().invoke(main, ["prepare", str(tmp_path / "fid.yaml"), "--run-dir", str(run)]).exit_code == 0
+    rd = RunDir(run)
+    cfg = rd.config()
+    ws = Workspace(rd, cfg, progress=False)
+    computed: list[np.ndarray] = []
+    orig = Workspace.features
+
+    def spy(self, spec, index):
+        computed.append(np.asarray(index).copy())
+        return orig(self, spec, index)
+
+    monkeypatch.setattr(Workspace, "features", spy)
+
+    class Trial:  # never prunes; records the reported rungs
+        def __init__(self):
+            self.steps, self.attrs = [], {}
+
+        def report(self, value, step):
+            self.steps.append(step)
+
+        def should_prune(self):
+            return False
+
+        def set_user_attr(self, k, v):
+            self.attrs[k] = v
+
+    params = {"representation": {"soap": {"r_cut": 2.5, "n_max": 2, "l_max": 1, "sigma": 0.5}},
+              "kernel": {"atom_kernel": "gaussian"}}
+    trial = Trial()
+    rec = objective_values(ws, cfg, params, trial)
+    assert trial.steps == [20, 40, 80] and trial.attrs["rung"] == 160 and np.isfinite(rec["loss"])
+    (tr0, va0), folds = ws.splits.tune_folds[0], ws.splits.tune_folds
+    assert len(computed[0]) == 20 + len(va0)            # rung 20: 20 training + the 40 validation structures
+    assert set(computed[0]) <= set(tr0) | set(va0)
+    allc = np.concatenate(computed)
+    assert len(allc) == len(set(allc.tolist())), "a structure computed twice in one trial"
+    assert set(allc) == set(np.concatenate([np.concatenate(f) for f in folds]))
+    first = [c.copy() for c in computed]
+    computed.clear()
+    objective_values(ws, cfg, params, Trial())
+    assert all(np.array_equal(a, b) for a, b in zip(first, computed)), "every trial sees the same rung subsets"
