@@ -383,9 +383,22 @@ _JOBS_LOCK = threading.Lock()
 MIN_STRUCTURES_PER_WORKER = 16
 #: Default cap on workers.
 MAX_DEFAULT_WORKERS = 32
-#: With ``n_workers=None`` the first chunk is timed in-process; workers are started only if the rest is
-#: estimated to take longer than this (starting a pool costs ~20-50 ms, first touches of shared pages more).
-MIN_PARALLEL_SECONDS = 0.5
+#: With ``n_workers=None`` the first chunk is timed in-process and workers are started only if the rest
+#: is estimated to finish sooner with them: ``rest / workers + POOL_START_SECONDS + SHARED_SECONDS_PER_MB x
+#: (MB of output)`` below ``PARALLEL_GAIN x rest`` (measured here: starting a fork pool of 2 costs 20-50 ms;
+#: writing a fresh shared anonymous mapping 0.5-1 ms per MB of page faults, a reused private buffer far
+#: less), so small jobs, and jobs whose output is large for their compute time (SOAP, SF on a few hundred
+#: molecules), stay in this process.
+POOL_START_SECONDS = 0.05
+SHARED_SECONDS_PER_MB = 0.0008
+PARALLEL_GAIN = 0.85
+
+
+def parallel_pays(rest_seconds: float, n_workers: int, out_bytes: int) -> bool:
+    """Whether ``n_workers`` forked workers finish ``rest_seconds`` of single-process work writing
+    ``out_bytes`` into shared memory sooner than this process alone (see :data:`POOL_START_SECONDS`)."""
+    parallel = rest_seconds / n_workers + POOL_START_SECONDS + SHARED_SECONDS_PER_MB * out_bytes / 1e6
+    return parallel < PARALLEL_GAIN * rest_seconds
 
 
 def available_cpus() -> int:
@@ -521,7 +534,8 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
 
     n_workers: processes.  Default (None): up to the available CPUs (capped at 32; 1 below 32 structures);
         the first chunk is computed and timed in this process and a pool is started only if the rest is
-        estimated to take more than ``MIN_PARALLEL_SECONDS``.  With more than one, a fork-context pool
+        estimated to finish sooner with it (:func:`parallel_pays`: pool start and shared-memory costs
+        against the compute time saved).  With more than one, a fork-context pool
         computes chunks and writes rows into a shared anonymous mapping.  The result does not depend on it.
     chunk_size: structures per chunk (default: about 16 chunks per worker, at most 200 structures).
     progress: show a rich progress bar on stderr (only when stderr is a terminal).
@@ -556,8 +570,9 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
     if n_workers > 1 and "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover
         n_workers = 1
 
-    # pages of the shared mapping are only allocated when written, so it costs nothing if unused
-    out = _shared_array(shape, dtype) if n_workers > 1 else np.empty(shape, dtype=dtype)
+    # the output: a private array while this process computes; a shared mapping (its page faults cost
+    # 0.5-1 ms per MB) only once forked workers will write into it
+    out = np.empty(shape, dtype=dtype) if n_workers == 1 or auto else _shared_array(shape, dtype)
     job = {"rep": rep, "structures": structures, "index": idx, "chunks": chunks, "row_offsets": row_offsets,
            "out": out}
     with _JOBS_LOCK:
@@ -577,13 +592,18 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
                     ticker.advance(k)
 
             if n_workers > 1 and auto:
-                # time the first chunk here; fork only if the rest would take long enough to gain from it
+                # time the first chunk here; fork only if the rest would finish sooner with workers
                 t0 = time.perf_counter()
                 advance(_run_chunk(tasks[0])[1])
                 per_structure = (time.perf_counter() - t0) / (chunks[0][1] - chunks[0][0])
                 tasks = tasks[1:]
-                if per_structure * (n - chunks[0][1]) < MIN_PARALLEL_SECONDS:
+                if not parallel_pays(per_structure * (n - chunks[0][1]), n_workers, out.nbytes):
                     n_workers = 1
+                elif tasks:
+                    shared = _shared_array(shape, dtype)
+                    r1 = row_offsets[chunks[0][1]]
+                    shared[:r1] = out[:r1]
+                    job["out"] = out = shared
             if n_workers == 1:
                 for t in tasks:
                     advance(_run_chunk(t)[1])
