@@ -147,7 +147,11 @@ class SFRepresentation(Representation):
         z = np.concatenate([a.numbers for a in atoms_list])
         d = self.acsf_dim
         block = self._block[z]
+        # each atom's row holds its ACSF in the block of its own element, zeros elsewhere: one zeroing
+        # pass and one scattered write (per-element boolean masks copied every row several times)
         out.fill(0)
-        for b in np.unique(block):
-            mask = block == b
-            out[mask, b * d:(b + 1) * d] = acsf[mask]
+        if out.flags.c_contiguous:  # rows of repbench's outputs are; reshape is then a view
+            out.reshape(n_atoms, len(self.species), d)[np.arange(n_atoms), block] = acsf
+        else:
+            for b in np.unique(block):
+                out[block == b, b * d:(b + 1) * d] = acsf[block == b]
