@@ -384,20 +384,22 @@ MIN_STRUCTURES_PER_WORKER = 16
 #: Default cap on workers.
 MAX_DEFAULT_WORKERS = 32
 #: With ``n_workers=None`` the first chunk is timed in-process and workers are started only if the rest
-#: is estimated to finish sooner with them: ``rest / workers + POOL_START_SECONDS + SHARED_SECONDS_PER_MB x
-#: (MB of output)`` below ``PARALLEL_GAIN x rest`` (measured here: starting a fork pool of 2 costs 20-50 ms;
-#: writing a fresh shared anonymous mapping 0.5-1 ms per MB of page faults, a reused private buffer far
-#: less), so small jobs, and jobs whose output is large for their compute time (SOAP, SF on a few hundred
-#: molecules), stay in this process.
-POOL_START_SECONDS = 0.05
-SHARED_SECONDS_PER_MB = 0.0008
-PARALLEL_GAIN = 0.85
+#: is estimated to finish sooner with them: ``(rest + SHARED_SECONDS_PER_MB x MB of output) / workers +
+#: POOL_START_SECONDS`` below ``PARALLEL_GAIN x rest``.  Calibrated on this project's 2-core machine (QM9,
+#: 1 vs 2 workers: SOAP 200 molecules 0.15 / 0.14 s for 164 MB of output, SF k=2 4,000 molecules 0.34 /
+#: 0.24 s for 188 MB, MBTR k=2 800 molecules 0.24 / 0.16 s for 10 MB, SOAP 1,000 molecules 0.73 / 0.57 s for
+#: 830 MB): starting a fork pool costs ~35 ms, the page faults of a fresh shared mapping ~0.4 ms per MB
+#: (shared among the workers), while the serial path reuses a private buffer.  So small jobs, and jobs
+#: whose output is large for their compute time, stay in this process.
+POOL_START_SECONDS = 0.035
+SHARED_SECONDS_PER_MB = 0.0004
+PARALLEL_GAIN = 0.95
 
 
 def parallel_pays(rest_seconds: float, n_workers: int, out_bytes: int) -> bool:
     """Whether ``n_workers`` forked workers finish ``rest_seconds`` of single-process work writing
     ``out_bytes`` into shared memory sooner than this process alone (see :data:`POOL_START_SECONDS`)."""
-    parallel = rest_seconds / n_workers + POOL_START_SECONDS + SHARED_SECONDS_PER_MB * out_bytes / 1e6
+    parallel = (rest_seconds + SHARED_SECONDS_PER_MB * out_bytes / 1e6) / n_workers + POOL_START_SECONDS
     return parallel < PARALLEL_GAIN * rest_seconds
 
 
