@@ -151,13 +151,17 @@ def plot(res: dict, out: Path) -> None:
                           f"{res[name]['trials']['pruned']} pruned)")
     ax.set_xlabel("CPU seconds (cumulative over trials)")
     ax.set_ylabel("best validation RMSE (meV/cation)")
-    ax.set_yscale("log")
     ax.set_title("NMD18 SOAP, full search space: plain vs multi-fidelity TPE", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def replot(results: Path, out: Path) -> None:
+    """The figure again from a results file (``python -c "from benchmarks.tuning import replot; ..."``)."""
+    plot(yaml.safe_load(Path(results).read_text())["tuning"], out)
 
 
 def tuning(suite) -> dict[str, Any]:
