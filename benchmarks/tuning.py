@@ -23,7 +23,6 @@ NMD18 folder ($REPBENCH_SHARED_DATA/nmd18); without it the section is skipped wi
 
 from __future__ import annotations
 
-import copy
 import os
 import tempfile
 import time
@@ -51,7 +50,6 @@ def arm_config(mode: str, data: Path, fidelity: bool) -> dict:
     """The config of one arm: configs/nmd18/soap.yaml with the benchmark's tuning set and budget."""
     s = SETTINGS[mode]
     cfg = yaml.safe_load((ROOT / "configs" / "nmd18" / "soap.yaml").read_text())
-    cfg = copy.deepcopy(cfg)
     cfg["name"] = f"bench-tuning-{'fidelity' if fidelity else 'plain'}"
     cfg["dataset"]["path"] = str(data / "nmd18")
     if s["subset"]:
@@ -91,10 +89,9 @@ def first_reaching(traj: list[dict], loss: float, key: str) -> float | None:
 
 
 def run_arm(mode: str, data: Path, fidelity: bool, workdir: Path, log) -> dict[str, Any]:
-    from repbench import config as cfgmod
     from repbench.prepare import prepare
     from repbench.rundir import RunDir
-    from repbench.tuning import default_storage, open_study, run_tune
+    from repbench.tuning import open_study, run_tune
 
     cfg_doc = arm_config(mode, data, fidelity)
     path = workdir / f"{cfg_doc['name']}.yaml"
@@ -125,7 +122,6 @@ def run_arm(mode: str, data: Path, fidelity: bool, workdir: Path, log) -> dict[s
         if t["state"] in ("COMPLETE", "PRUNED"):
             rungs[str(t["rung"])] = rungs.get(str(t["rung"]), 0) + 1
     complete = [t["loss"] for t in trials if t["state"] == "COMPLETE"]
-    del cfgmod, default_storage
     return {"config": {k: cfg_doc[k] for k in ("splits", "representation", "tune")},
             "wall_s": sig(wall), "cpu_s": sig(c1.user + c1.system + c1.children_user + c1.children_system
                                                - c0.user - c0.system - c0.children_user - c0.children_system),
@@ -142,11 +138,11 @@ def plot(res: dict, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for name, style in (("plain", "-"), ("multi_fidelity", "-")):
+    for name in ("plain", "multi_fidelity"):
         pts = [(p["cpu_s"], p["best_loss"]) for p in res[name]["trajectory"] if p["best_loss"] is not None]
         if pts:
             x, y = zip(*pts)
-            ax.step(x, np.asarray(y) * 1000, style, where="post",
+            ax.step(x, np.asarray(y) * 1000, where="post",
                     label=f"{name.replace('_', '-')} TPE ({res[name]['trials']['complete']} complete, "
                           f"{res[name]['trials']['pruned']} pruned)")
     ax.set_xlabel("CPU seconds (cumulative over trials)")

@@ -159,6 +159,7 @@ def _compute_points(run: RunDir, cfg: Config, ws: Workspace, model: Model, mhash
         write_point(run, point)
         done[(point.size, point.draw)] = point
 
+    feats = universe = None
     if scheduler is None:
         # one representation computation for every structure the curve needs (before the progress
         # heartbeat starts: computing representations forks worker processes)
@@ -180,7 +181,7 @@ def _compute_points(run: RunDir, cfg: Config, ws: Workspace, model: Model, mhash
 
         try:
             _run_draws(run, ws, model, mhash, todo, draws_needed, scheduler, block_structures, on_point,
-                       feats if scheduler is None else None, universe if scheduler is None else None)
+                       feats, universe)
         finally:
             ticker.close()
     return done

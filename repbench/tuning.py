@@ -406,14 +406,11 @@ def objective_values(ws, cfg: Config, params: dict, trial=None) -> dict:
             sub = [(stratified_sample(rng_for(cfg.seed, "tune", 100, r), tr, values, r),
                     stratified_sample(rng_for(cfg.seed, "tune", 200, r), va, values, n_va))]
         rows = np.unique(np.concatenate([np.concatenate(f) for f in sub]))
-        if len(steps) == 1:
-            bank = ws.model_bank(model, rows)
-        else:
-            new = np.setdiff1d(rows, have_idx, assume_unique=True)
-            if len(new):
-                have = concat_features(have, ws.features(model.representation, new))
-                have_idx = np.concatenate([have_idx, new])
-            bank = ws.model_bank(model, rows, features=have, features_index=have_idx)
+        new = np.setdiff1d(rows, have_idx, assume_unique=True)
+        if len(new):  # without fidelity: all rows at once, the cache entry a plain bank would use
+            have = concat_features(have, ws.features(model.representation, new))
+            have_idx = np.concatenate([have_idx, new])
+        bank = ws.model_bank(model, rows, features=have, features_index=have_idx)
         res = ws.refine(model, bank, rows, sub, krr_cfg)
         if trial is not None and r != steps[-1]:
             import optuna

@@ -572,8 +572,8 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
     if n_workers > 1 and "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover
         n_workers = 1
 
-    # the output: a private array while this process computes; a shared mapping (its page faults cost
-    # 0.5-1 ms per MB) only once forked workers will write into it
+    # the output: a private array while this process computes; a shared mapping (its page faults, see
+    # SHARED_SECONDS_PER_MB) only once forked workers will write into it
     out = np.empty(shape, dtype=dtype) if n_workers == 1 or auto else _shared_array(shape, dtype)
     job = {"rep": rep, "structures": structures, "index": idx, "chunks": chunks, "row_offsets": row_offsets,
            "out": out}

@@ -149,9 +149,7 @@ class SFRepresentation(Representation):
         block = self._block[z]
         # each atom's row holds its ACSF in the block of its own element, zeros elsewhere: one zeroing
         # pass and one scattered write (per-element boolean masks copied every row several times)
+        if not out.flags.c_contiguous:  # the element-block view below must be a view, not a copy
+            raise ValueError("compute_into needs a C-contiguous output block")
         out.fill(0)
-        if out.flags.c_contiguous:  # rows of repbench's outputs are; reshape is then a view
-            out.reshape(n_atoms, len(self.species), d)[np.arange(n_atoms), block] = acsf
-        else:
-            for b in np.unique(block):
-                out[block == b, b * d:(b + 1) * d] = acsf[block == b]
+        out.reshape(n_atoms, len(self.species), d)[np.arange(n_atoms), block] = acsf
