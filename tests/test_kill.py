@@ -87,12 +87,12 @@ def kill_at(args: list[str], delay: float, cwd: Path) -> bool:
     return _kill_or_check(p)
 
 
-def kill_when(args: list[str], cwd: Path, ready, jitter: float) -> bool:
-    """Start `repbench ARGS`; once ``ready(pid)`` holds, wait ``jitter`` s more and SIGKILL it.
-    True if killed, False if it completed first."""
+def kill_when(args: list[str], cwd: Path, ready, jitter: float, poll: float = 0.03) -> bool:
+    """Start `repbench ARGS`; once ``ready(pid)`` holds (checked every ``poll`` s), wait ``jitter`` s more
+    and SIGKILL it. True if killed, False if it completed first."""
     p = _start(args, cwd)
     while p.poll() is None and not ready(p.pid):
-        time.sleep(0.03)
+        time.sleep(poll)
     if p.poll() is None:
         time.sleep(jitter)
     return _kill_or_check(p)
@@ -183,12 +183,19 @@ def test_kill_prepare(work, reference):
     for k in range(4):
         run = runs / f"prep{k}"
         args = ["prepare", "kill.yaml", "--run-dir", str(run)]
-        if k % 2:
-            kills += kill_when(args, work, lambda pid: any(runs.glob(f".prep{k}.*.tmp")),
-                               rng.uniform(0, 0.01))
-            left += bool(list(runs.glob(f".prep{k}.*.tmp")))  # the killed writer's temporary directory
-        else:
-            kills += kill_at(args, rng.uniform(0.3, 0.8) * PREPARE_S[0], work)
+        jitter, delay = rng.uniform(0, 0.01), rng.uniform(0.3, 0.8) * PREPARE_S[0]
+        for _attempt in range(4):  # a prepare that finished before its kill completed cleanly (checked);
+            if k % 2:              # retried from scratch, sooner, so the kills land on slow and fast machines
+                killed = kill_when(args, work, lambda pid: any(runs.glob(f".prep{k}.*.tmp")), jitter,
+                                   poll=0.002)
+                left += bool(list(runs.glob(f".prep{k}.*.tmp")))  # the killed writer's temporary directory
+            else:
+                killed = kill_at(args, delay, work)
+            if killed:
+                kills += 1
+                break
+            shutil.rmtree(run)
+            jitter, delay = 0.0, delay / 2
         assert not run.exists() or (RunDir(run).read_meta() and RunDir(run).read_data())
         repbench("prepare", "kill.yaml", "--run-dir", str(run), cwd=work)
         a, b = data_arrays(run), data_arrays(reference)
