@@ -214,16 +214,21 @@ def _prepare_existing(rd: RunDir, cfg: cfgmod.Config, force: bool) -> tuple[RunD
     s, splits = build(cfg)            # may raise: nothing written yet
     meta = run_meta(cfg, s, splits)
     clean_stale_tmp(rd.path)
+    # Order, so that a kill at any point leaves a consistent run directory: the old data.h5 goes first
+    # (old run.yaml + no data.h5 = the old run, restorable by `prepare` with the old config), then the old
+    # results, then the new run.yaml (new run.yaml + no data.h5 = the new run, restored by the next
+    # `prepare`), and data.h5 last.  Each file is written atomically; a data.h5 never sits beside the
+    # run.yaml of other data.
     try:
-        for p in rd.result_paths():
+        for p in [rd.data_h5, *rd.result_paths()]:
             if p.is_symlink() or p.is_file():
                 p.unlink()  # a link is removed, never what it points to
             elif p.is_dir():
                 shutil.rmtree(p)
     except OSError as e:
         raise fs_error(e, rd.path) or e from None
-    rd.write_data(s, splits, data_attrs(cfg, s))
     write_yaml(rd.run_yaml, meta)
+    rd.write_data(s, splits, data_attrs(cfg, s))
     return rd, "replaced"
 
 

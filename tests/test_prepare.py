@@ -72,6 +72,43 @@ def test_same_config_gives_identical_data(tmp_path):
             assert np.array_equal(fa[k][()], fb[k][()])
 
 
+@pytest.mark.parametrize("kill_before", ["run.yaml", "data.h5"])
+def test_force_interrupted_leaves_a_consistent_run_that_prepare_completes(tmp_path, monkeypatch, kill_before):
+    """`prepare --force` interrupted before it writes the new run.yaml (or the new data.h5) never leaves a
+    data.h5 beside the run.yaml of other data: the run directory is the old run (or the new one) without its
+    data.h5, with the old results gone, and the next `prepare` completes it."""
+    import repbench.prepare as prep
+
+    r = CliRunner()
+    cfg, changed = _cfg(tmp_path), _cfg(tmp_path, {**CFG, "seed": 1}, "d.yaml")
+    rd = tmp_path / "run"
+    assert r.invoke(main, ["prepare", str(cfg), "--run-dir", str(rd)]).exit_code == 0
+    (rd / "curve.yaml").write_text("sizes: []\n")  # a result of the old data
+    old_hash = yaml.safe_load((rd / "run.yaml").read_text())["data_hash"]
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        if kill_before == "run.yaml":
+            mp.setattr(prep, "write_yaml", killed)
+        else:
+            mp.setattr(RunDir, "write_data", killed)
+        res = r.invoke(main, ["prepare", str(changed), "--run-dir", str(rd), "--force"])
+    assert res.exit_code != 0
+    meta = yaml.safe_load((rd / "run.yaml").read_text())
+    assert not (rd / "data.h5").exists() and not (rd / "curve.yaml").exists()
+    assert (meta["data_hash"] == old_hash) == (kill_before == "run.yaml")
+    # the next prepare completes the run the run.yaml names; --force then replaces it as asked
+    again = cfg if kill_before == "run.yaml" else changed
+    res = r.invoke(main, ["prepare", str(again), "--run-dir", str(rd)])
+    assert res.exit_code == 0, res.output
+    RunDir(rd).read_data()
+    res = r.invoke(main, ["prepare", str(changed), "--run-dir", str(rd), "--force"])
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load((rd / "run.yaml").read_text())["seed"] == 1 and RunDir(rd).read_data()
+
+
 def test_missing_data_h5_is_rebuilt_and_results_kept(tmp_path):
     """A run directory copied or cloned without its data.h5 (results/ commits none) is restored by prepare:
     the same data (every split and structure array equal), finished results kept; if the dataset read now
