@@ -22,6 +22,9 @@ class ProgressLines:
         self.stage, self.total, self.unit = stage, int(total), unit
         self.interval, self.stream = interval, stream
         self.done = 0
+        self._printed = ""
+        self.detail = ""                      # appended to the line, e.g. "best 0.029"
+        self.deadline: float | None = None    # time.monotonic() after which the stage stops (--timeout)
         self.t0 = self.last = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -45,13 +48,25 @@ class ProgressLines:
             now = time.monotonic()
             if self.stream is not None and now - self.last >= self.interval:
                 self.last = now
-                print(self._line(), file=self.stream, flush=True)
+                self._print(self._line())
+
+    def _print(self, line: str) -> None:
+        self._printed = line
+        print(line, file=self.stream, flush=True)
 
     def _line(self) -> str:
-        el = time.monotonic() - self.t0
+        now = time.monotonic()
+        el = now - self.t0
         left = el / self.done * (self.total - self.done) if self.done else None
+        if self.deadline is not None:  # the stage stops starting work then (the running unit is finished)
+            left = max(0.0, self.deadline - now) if left is None else min(left, max(0.0, self.deadline - now))
         est = f", ~{_fmt(left)} left" if left is not None and self.done < self.total else ""
-        return f"{self.stage}: {self.done}/{self.total} {self.unit} done, {_fmt(el)} elapsed{est}"
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.stage}: {self.done}/{self.total} {self.unit} done{detail}, {_fmt(el)} elapsed{est}"
+
+    def tick(self) -> None:
+        """Print the line if one is due (for callers that poll instead of running the heartbeat)."""
+        self._emit_if_due()
 
     def advance(self, n: int = 1) -> None:
         with self._lock:
@@ -63,7 +78,14 @@ class ProgressLines:
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.stream is not None and self.done and time.monotonic() - self.t0 >= self.interval:
-            print(self._line(), file=self.stream, flush=True)
+            line = self._line()
+            if _static(line) != _static(self._printed):  # the final count, unless the last line said it
+                self._print(line)
+
+
+def _static(line: str) -> str:
+    """A progress line without its clock (elapsed / left), to tell whether it says anything new."""
+    return line.split(" elapsed")[0].rsplit(", ", 1)[0]
 
 
 def _fmt(seconds: float) -> str:

@@ -49,6 +49,7 @@ from .config import Config, thaw
 from .documents import Best, write_best
 from .errors import ConfigError, RepbenchError, RunDirError
 from .models.resolve import trial_model
+from .progress import progress_lines
 from .rundir import (DiskFullError, FilesystemError, RunDir, Terminated, clean_stale_tmp, fs_error, lock,
                      run_lock, signalled, stage_lock, write_text)
 from .workspace import Workspace
@@ -653,7 +654,8 @@ def _run_study(run, cfg, study, n_trials, jobs, storage, timeout, trial_timeout,
             import threading
 
             stop = threading.Event()
-            th = threading.Thread(target=_progress_loop, args=(study, n_trials, stop, console), daemon=True)
+            th = threading.Thread(target=_progress_loop, args=(study, n_trials, stop, console, timeout),
+                                  daemon=True)
             th.start()
             try:
                 worker(run, n_trials, storage=storage, timeout=timeout, trial_timeout=trial_timeout, ws=ws)
@@ -707,7 +709,8 @@ def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, sh
         for _ in range(jobs):
             procs.append(subprocess.Popen(cmd, env=env))
         if show_progress:
-            th = threading.Thread(target=_progress_loop, args=(study, n_trials, stop, console), daemon=True)
+            th = threading.Thread(target=_progress_loop, args=(study, n_trials, stop, console, timeout),
+                                  daemon=True)
             th.start()
         codes = [p.wait() for p in procs]
     except BaseException as e:
@@ -728,7 +731,11 @@ def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, sh
                             where=str(run.path), hint="see the messages above; re-run to continue the study")
 
 
-def _progress_loop(study, n_trials, stop, console):
+def _progress_loop(study, n_trials, stop, console, timeout=None):
+    """The tune display: a rich bar on a terminal; in a batch log (``> log``) a plain line about every minute
+    with the trials finished, pruned, failed, the best loss and an estimate of the time left."""
+    if not console.is_terminal:
+        return _progress_log(study, n_trials, stop, timeout)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     def refresh(prog, task):
@@ -749,6 +756,44 @@ def _progress_loop(study, n_trials, stop, console):
         while not stop.wait(1.0):
             refresh(prog, task)
         refresh(prog, task)
+
+
+def _progress_log(study, n_trials, stop, timeout=None):
+    """Plain progress lines for a batch log: ``tune: 3/12 trials done (study 8/17: 2 pruned, 0 failed,
+    1 running; best 0.0291), 4m10s elapsed, ~12m30s left`` (the estimate from this process's trials so far,
+    capped by ``--timeout``)."""
+    from optuna.trial import TrialState
+
+    def counts():
+        ts = study.get_trials(deepcopy=False)
+        n = {s: sum(t.state == s for t in ts) for s in (TrialState.COMPLETE, TrialState.PRUNED,
+                                                        TrialState.RUNNING)}
+        failed = sum(t.state == TrialState.FAIL and "error" in t.user_attrs for t in ts)
+        best = min((t.value for t in ts if t.state == TrialState.COMPLETE and t.value is not None), default=None)
+        return n[TrialState.COMPLETE] + n[TrialState.PRUNED] + failed, n[TrialState.PRUNED], failed, \
+            n[TrialState.RUNNING], best
+
+    try:
+        start = counts()[0]
+    except Exception:  # noqa: BLE001 - a busy database must not kill the display
+        start = 0
+    lines = progress_lines("tune", max(0, n_trials - start), unit="trials")
+    if timeout is not None:
+        lines.deadline = time.monotonic() + timeout
+    while True:
+        stopping = stop.wait(1.0)
+        try:
+            done, pruned, failed, running, best = counts()
+            lines.detail = (f"study {done}/{n_trials}: {pruned} pruned, {failed} failed, {running} running"
+                            + (f"; best {best:.5g}" if best is not None else ""))
+            if done - start > lines.done:
+                lines.advance(done - start - lines.done)
+            lines.tick()
+        except Exception:  # noqa: BLE001
+            pass
+        if stopping:
+            lines.close()
+            return
 
 
 def trial_rows(study) -> list[dict]:

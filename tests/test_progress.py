@@ -45,3 +45,44 @@ def test_heartbeat_prints_while_nothing_finishes():
     n = len(out.getvalue())
     time.sleep(1.2)
     assert len(out.getvalue()) == n, "a closed ticker prints nothing more"
+
+
+def test_detail_and_deadline(monkeypatch):
+    """The line carries the stage's detail, and the estimate is capped by a --timeout deadline."""
+    t = [0.0]
+    monkeypatch.setattr("repbench.progress.time.monotonic", lambda: t[0])
+    out = io.StringIO()
+    p = ProgressLines("tune", 10, "trials", interval=60, stream=out)
+    p.deadline = 300.0
+    p.detail = "study 3/12: 1 pruned, 0 failed, 1 running; best 0.029"
+    t[0] = 100
+    p.advance()                      # 1 of 10 in 100 s would be ~15m left; the deadline says 3m20s
+    assert out.getvalue().strip() == ("tune: 1/10 trials done (study 3/12: 1 pruned, 0 failed, 1 running; "
+                                      "best 0.029), 1m40s elapsed, ~3m20s left")
+
+
+def test_tune_prints_lines_into_a_batch_log(tmp_path):
+    """`repbench tune RUN > log 2>&1`: rich draws nothing there, so plain lines report the trials."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = {"name": "tlog", "dataset": {"name": "qm9", "target": "U0_atomization", "subset": 80},
+           "splits": {"test": 20, "train_sizes": [20, 40], "draws": 1, "tune_train": 20, "tune_val": 10,
+                      "inner_folds": 2},
+           "representation": {"soap": {"r_cut": {"choice": [3.0, 3.5]}, "n_max": 2, "l_max": 1,
+                                       "sigma": 0.5}},
+           "tune": {"trials": 4, "n_startup_trials": 2}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "REPBENCH_PROGRESS_S": "0.2"}
+    run = [sys.executable, "-m", "repbench"]
+    subprocess.run([*run, "prepare", "c.yaml", "--run-dir", "r"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    p = subprocess.run([*run, "tune", "r"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.startswith("tune: ")]
+    assert lines, p.stdout + p.stderr
+    assert lines[-1].startswith("tune: 4/4 trials done (study 4/4: 0 pruned, 0 failed, 0 running; best ")
