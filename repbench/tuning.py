@@ -705,9 +705,15 @@ def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, sh
 
     stop = threading.Event()
     th = None
+    forwarders: list[threading.Thread] = []
+    seen: set[str] = set()
+    seen_lock = threading.Lock()
     try:
         for _ in range(jobs):
-            procs.append(subprocess.Popen(cmd, env=env))
+            procs.append(subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, errors="replace"))
+            forwarders.append(threading.Thread(target=_forward_unique, args=(procs[-1].stderr, seen, seen_lock),
+                                               daemon=True))
+            forwarders[-1].start()
         if show_progress:
             th = threading.Thread(target=_progress_loop, args=(study, n_trials, stop, console, timeout),
                                   daemon=True)
@@ -722,6 +728,8 @@ def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, sh
         stop.set()
         if th:
             th.join()
+        for f in forwarders:
+            f.join(timeout=5)
     interrupted = [c for c in codes if c in (130, 143, -signal.SIGINT, -signal.SIGTERM)]
     if interrupted and signalled():
         raise Terminated() if signalled() == signal.SIGTERM else KeyboardInterrupt()
@@ -729,6 +737,19 @@ def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, sh
     if bad:
         raise RepbenchError(f"{len(bad)} of {jobs} tune workers exited with an error (status {bad[0]})",
                             where=str(run.path), hint="see the messages above; re-run to continue the study")
+
+
+def _forward_unique(stream, seen: set, seen_lock) -> None:
+    """Copy a tune worker's stderr to ours, except lines another worker already printed: N workers that
+    meet the same problem (a full disk, an unreachable storage) report it once, not N times."""
+    for line in stream:
+        with seen_lock:
+            if line in seen:
+                continue
+            seen.add(line)
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    stream.close()
 
 
 def _progress_loop(study, n_trials, stop, console, timeout=None):

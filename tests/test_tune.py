@@ -151,3 +151,27 @@ def test_tune_without_search_space_is_a_clear_error(tmp_path):
     rd = _prepare(tmp_path, cfg)
     p = subprocess.run([sys.executable, "-m", "repbench", "tune", str(rd.path)], capture_output=True, text=True)
     assert p.returncode == 2 and "no search space" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_tune_workers_report_a_shared_problem_once(capfd):
+    """`tune --jobs N`: a line that several workers print (the same error met by each) reaches the user once;
+    distinct lines all arrive."""
+    import subprocess
+    import sys
+    import threading
+
+    from repbench.tuning import _forward_unique
+
+    code = "import sys; print('error: disk full in /x', file=sys.stderr); print('warning: {}', file=sys.stderr)"
+    procs = [subprocess.Popen([sys.executable, "-c", code.format(i)], stderr=subprocess.PIPE, text=True)
+             for i in range(3)]
+    seen, lock = set(), threading.Lock()
+    threads = [threading.Thread(target=_forward_unique, args=(p.stderr, seen, lock)) for p in procs]
+    for t in threads:
+        t.start()
+    for p, t in zip(procs, threads):
+        p.wait()
+        t.join()
+    err = capfd.readouterr().err.splitlines()
+    assert err.count("error: disk full in /x") == 1
+    assert sorted(ln for ln in err if ln.startswith("warning")) == ["warning: 0", "warning: 1", "warning: 2"]
