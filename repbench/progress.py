@@ -18,14 +18,15 @@ import time
 class ProgressLines:
     """Counts finished units and prints ``<stage>: 3/8 points done, 2m10s elapsed, ~3m20s left``."""
 
-    def __init__(self, stage: str, total: int, unit: str, interval: float, stream) -> None:
+    def __init__(self, stage: str, total: int, unit: str, interval: float, stream, clock=time.monotonic) -> None:
         self.stage, self.total, self.unit = stage, int(total), unit
         self.interval, self.stream = interval, stream
+        self.clock = clock                    # () -> seconds (time.monotonic; a fake one in tests)
         self.done = 0
         self._printed = ""
         self.detail = ""                      # appended to the line, e.g. "best 0.029"
-        self.deadline: float | None = None    # time.monotonic() after which the stage stops (--timeout)
-        self.t0 = self.last = time.monotonic()
+        self.deadline: float | None = None    # self.clock() after which the stage stops (--timeout)
+        self.t0 = self.last = self.clock()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -45,17 +46,21 @@ class ProgressLines:
 
     def _emit_if_due(self) -> None:
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if self.stream is not None and now - self.last >= self.interval:
                 self.last = now
                 self._print(self._line())
 
     def _print(self, line: str) -> None:
         self._printed = line
-        print(line, file=self.stream, flush=True)
+        try:
+            self.stream.write(line + "\n")  # one write: never spliced with another thread's output
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or full log must not stop the stage
 
     def _line(self) -> str:
-        now = time.monotonic()
+        now = self.clock()
         el = now - self.t0
         left = el / self.done * (self.total - self.done) if self.done else None
         if self.deadline is not None:  # the stage stops starting work then (the running unit is finished)
@@ -77,7 +82,7 @@ class ProgressLines:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self.stream is not None and self.done and time.monotonic() - self.t0 >= self.interval:
+        if self.stream is not None and self.done and self.clock() - self.t0 >= self.interval:
             line = self._line()
             if _static(line) != _static(self._printed):  # the final count, unless the last line said it
                 self._print(line)
@@ -93,12 +98,16 @@ def _fmt(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def progress_interval() -> float:
+    """Seconds between progress lines: ``REPBENCH_PROGRESS_S`` (default 60)."""
+    return float(os.environ.get("REPBENCH_PROGRESS_S", "60"))
+
+
 def progress_lines(stage: str, total: int, unit: str = "units", heartbeat: bool = False) -> ProgressLines:
     """A line printer for ``stage`` that is silent on a terminal (see the module docstring).
 
     ``heartbeat``: also print while nothing finishes (a thread: never while the process forks workers, whose
     copy of a lock held at the fork would never be released); call ``close()`` when the stage ends."""
-    interval = float(os.environ.get("REPBENCH_PROGRESS_S", "60"))
     stream = None if sys.stderr.isatty() else sys.stderr
-    lines = ProgressLines(stage, total, unit, interval, stream)
+    lines = ProgressLines(stage, total, unit, progress_interval(), stream)
     return lines.start_heartbeat() if heartbeat else lines

@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,7 +50,7 @@ from .config import Config, thaw
 from .documents import Best, write_best
 from .errors import ConfigError, RepbenchError, RunDirError
 from .models.resolve import trial_model
-from .progress import progress_lines
+from .progress import ProgressLines, progress_interval
 from .rundir import (DiskFullError, FilesystemError, RunDir, Terminated, clean_stale_tmp, fs_error, lock,
                      run_lock, signalled, stage_lock, write_text)
 from .workspace import Workspace
@@ -706,13 +707,15 @@ def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, sh
     stop = threading.Event()
     th = None
     forwarders: list[threading.Thread] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     seen_lock = threading.Lock()
+    if sys.stderr.isatty():  # the workers' messages go through a pipe: wrap them at our terminal's width
+        env.setdefault("COLUMNS", str(shutil.get_terminal_size().columns))
     try:
-        for _ in range(jobs):
+        for i in range(jobs):
             procs.append(subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, errors="replace"))
-            forwarders.append(threading.Thread(target=_forward_unique, args=(procs[-1].stderr, seen, seen_lock),
-                                               daemon=True))
+            forwarders.append(threading.Thread(target=_forward_unique,
+                                               args=(procs[-1].stderr, seen, seen_lock, i), daemon=True))
             forwarders[-1].start()
         if show_progress:
             th = threading.Thread(target=_progress_loop, args=(study, n_trials, stop, console, timeout),
@@ -728,8 +731,9 @@ def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, sh
         stop.set()
         if th:
             th.join()
+        deadline = time.monotonic() + 5  # one deadline for all (a forked grandchild may hold a pipe open)
         for f in forwarders:
-            f.join(timeout=5)
+            f.join(timeout=max(0.0, deadline - time.monotonic()))
     interrupted = [c for c in codes if c in (130, 143, -signal.SIGINT, -signal.SIGTERM)]
     if interrupted and signalled():
         raise Terminated() if signalled() == signal.SIGTERM else KeyboardInterrupt()
@@ -739,16 +743,34 @@ def _run_workers(run, n_trials, jobs, storage, timeout, trial_timeout, study, sh
                             where=str(run.path), hint="see the messages above; re-run to continue the study")
 
 
-def _forward_unique(stream, seen: set, seen_lock) -> None:
-    """Copy a tune worker's stderr to ours, except lines another worker already printed: N workers that
-    meet the same problem (a full disk, an unreachable storage) report it once, not N times."""
+#: lines of a worker's stderr that are dropped when another worker already printed them (once the trial
+#: numbers, which differ per worker, are set aside): the problem reports, not tracebacks or progress
+_SHARED_PROBLEM = re.compile(r"^\s*(error|warning|interrupted)\b", re.IGNORECASE)
+_TRIAL_NUMBER = re.compile(r"\btrial \d+\b")
+_MAX_SEEN = 1000
+
+
+def _forward_unique(stream, seen: dict, seen_lock, worker: int = 0) -> None:
+    """Copy a tune worker's stderr to ours, except a problem line (``error: ...``, ``warning: ...``) that
+    another worker already printed, trial numbers aside: N workers that meet the same problem (a full disk,
+    an unreachable storage) report it once, not N times.  Everything else passes unchanged.  The pipe is
+    drained to its end even when our stderr fails (a closed pipe, a full disk), so a worker never blocks on
+    a full pipe."""
+    broken = False
     for line in stream:
-        with seen_lock:
-            if line in seen:
+        if _SHARED_PROBLEM.match(line):
+            key = _TRIAL_NUMBER.sub("trial #", line)
+            with seen_lock:
+                first = seen.setdefault(key, worker) if len(seen) < _MAX_SEEN else seen.get(key, worker)
+            if first != worker:
                 continue
-            seen.add(line)
-        sys.stderr.write(line)
-        sys.stderr.flush()
+        if broken:
+            continue
+        try:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            broken = True  # keep draining
     stream.close()
 
 
@@ -798,13 +820,23 @@ def _progress_log(study, n_trials, stop, timeout=None):
         start = counts()[0]
     except Exception:  # noqa: BLE001 - a busy database must not kill the display
         start = 0
-    lines = progress_lines("tune", max(0, n_trials - start), unit="trials")
+    # the rich bar is drawn on the output console when it is a terminal; otherwise these lines go to stderr
+    lines = ProgressLines("tune", max(0, n_trials - start), "trials", progress_interval(), sys.stderr)
     if timeout is not None:
         lines.deadline = time.monotonic() + timeout
     while True:
         stopping = stop.wait(1.0)
+        for attempt in range(5 if stopping else 1):  # the final count is retried past a busy database
+            try:
+                state = counts()
+                break
+            except Exception:  # noqa: BLE001 - a busy database must not kill the display
+                state = None
+                time.sleep(0.2 * stopping)
         try:
-            done, pruned, failed, running, best = counts()
+            if state is None:
+                raise LookupError
+            done, pruned, failed, running, best = state
             lines.detail = (f"study {done}/{n_trials}: {pruned} pruned, {failed} failed, {running} running"
                             + (f"; best {best:.5g}" if best is not None else ""))
             if done - start > lines.done:

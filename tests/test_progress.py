@@ -7,11 +7,10 @@ import io
 from repbench.progress import ProgressLines
 
 
-def test_lines_say_what_is_done_and_what_is_left(monkeypatch):
+def test_lines_say_what_is_done_and_what_is_left():
     t = [0.0]
-    monkeypatch.setattr("repbench.progress.time.monotonic", lambda: t[0])
     out = io.StringIO()
-    p = ProgressLines("curve", 4, "points", interval=60, stream=out)
+    p = ProgressLines("curve", 4, "points", interval=60, stream=out, clock=lambda: t[0])
     t[0] = 30
     p.advance()                      # too soon for a line
     assert out.getvalue() == ""
@@ -47,12 +46,11 @@ def test_heartbeat_prints_while_nothing_finishes():
     assert len(out.getvalue()) == n, "a closed ticker prints nothing more"
 
 
-def test_detail_and_deadline(monkeypatch):
+def test_detail_and_deadline():
     """The line carries the stage's detail, and the estimate is capped by a --timeout deadline."""
     t = [0.0]
-    monkeypatch.setattr("repbench.progress.time.monotonic", lambda: t[0])
     out = io.StringIO()
-    p = ProgressLines("tune", 10, "trials", interval=60, stream=out)
+    p = ProgressLines("tune", 10, "trials", interval=60, stream=out, clock=lambda: t[0])
     p.deadline = 300.0
     p.detail = "study 3/12: 1 pruned, 0 failed, 1 running; best 0.029"
     t[0] = 100

@@ -154,24 +154,44 @@ def test_tune_without_search_space_is_a_clear_error(tmp_path):
 
 
 def test_tune_workers_report_a_shared_problem_once(capfd):
-    """`tune --jobs N`: a line that several workers print (the same error met by each) reaches the user once;
-    distinct lines all arrive."""
+    """`tune --jobs N`: a problem line that several workers print (the same error met by each, trial numbers
+    aside) reaches the user once; other lines (distinct warnings, a traceback's repeated lines) all arrive."""
     import subprocess
     import sys
     import threading
 
     from repbench.tuning import _forward_unique
 
-    code = "import sys; print('error: disk full in /x', file=sys.stderr); print('warning: {}', file=sys.stderr)"
+    code = ("import sys; print('error: disk full in /x; trial {0} was stopped and is not counted', file=sys.stderr);"
+            "print('warning: {0}', file=sys.stderr); print('  same frame', file=sys.stderr)")
     procs = [subprocess.Popen([sys.executable, "-c", code.format(i)], stderr=subprocess.PIPE, text=True)
              for i in range(3)]
-    seen, lock = set(), threading.Lock()
-    threads = [threading.Thread(target=_forward_unique, args=(p.stderr, seen, lock)) for p in procs]
+    seen, lock = {}, threading.Lock()
+    threads = [threading.Thread(target=_forward_unique, args=(p.stderr, seen, lock, i))
+               for i, p in enumerate(procs)]
     for t in threads:
         t.start()
     for p, t in zip(procs, threads):
         p.wait()
         t.join()
     err = capfd.readouterr().err.splitlines()
-    assert err.count("error: disk full in /x") == 1
+    assert len([ln for ln in err if ln.startswith("error: disk full in /x; trial ")]) == 1, err
     assert sorted(ln for ln in err if ln.startswith("warning")) == ["warning: 0", "warning: 1", "warning: 2"]
+    assert err.count("  same frame") == 3
+
+
+def test_a_failing_stderr_does_not_block_the_workers(monkeypatch):
+    """Our stderr closed (`2>&1 | head`) or full: the worker's pipe is still drained to its end."""
+    import io
+    import sys
+
+    from repbench.tuning import _forward_unique
+
+    class Broken(io.StringIO):
+        def write(self, s):
+            raise BrokenPipeError
+
+    monkeypatch.setattr(sys, "stderr", Broken())
+    stream = io.StringIO("error: x\n" + "line\n" * 100000)
+    _forward_unique(stream, {}, __import__("threading").Lock(), 0)
+    assert stream.closed
