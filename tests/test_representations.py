@@ -260,6 +260,29 @@ def test_parallel_pays_counts_pool_start_and_shared_memory():
     assert parallel_pays(2.0, 2, 830_000_000)
 
 
+def _compute_in_daemon(rep, structures, queue):
+    try:
+        queue.put(("ok", compute(rep, structures, n_workers=2, progress=False).values))
+    except BaseException as e:  # noqa: BLE001 - reported to the test
+        queue.put(("error", repr(e)))
+
+
+def test_a_daemonic_process_computes_without_workers(qm9):
+    """A Dask worker under its nanny is a daemonic process, which may not start processes: asked for
+    workers there, compute() computes in the process instead of failing (seen on a loaded LocalCluster)."""
+    import multiprocessing
+
+    rep = make_representation({"soap": SOAP_PARAMS}, qm9.elements, periodic=False)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_compute_in_daemon, args=(rep, qm9, queue), daemon=True)
+    proc.start()
+    status, value = queue.get(timeout=120)
+    proc.join(timeout=30)
+    assert status == "ok", value
+    assert np.array_equal(value, compute(rep, qm9, n_workers=1, progress=False).values)
+
+
 def test_automatic_workers(qm9, monkeypatch):
     """n_workers=None times the first chunk and forks only when the rest would finish sooner; the output
     stays a private array unless workers write it (and the first chunk's rows are carried over)."""

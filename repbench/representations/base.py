@@ -571,6 +571,10 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
     n_workers = min(n_workers, len(chunks)) if chunks else 1
     if n_workers > 1 and "fork" not in multiprocessing.get_all_start_methods():  # pragma: no cover
         n_workers = 1
+    if n_workers > 1 and multiprocessing.current_process().daemon:
+        # a daemonic process (a Dask worker under its nanny, a multiprocessing pool's worker) may not start
+        # processes: compute here; the cluster's own workers are the parallelism there
+        n_workers = 1
 
     # the output: a private array while this process computes; a shared mapping (its page faults, see
     # SHARED_SECONDS_PER_MB) only once forked workers will write into it
