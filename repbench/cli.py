@@ -346,6 +346,7 @@ def tune(run_dir: Path, trials, jobs, storage, timeout, trial_timeout, show, wor
     t0 = time.perf_counter()
     best = tuning.run_tune(rd, trials, jobs=jobs, storage=storage, timeout=timeout, trial_timeout=trial_timeout,
                            console=console)
+    rd.record_seconds("tune", time.perf_counter() - t0)  # status.tune in run.yaml, as `repbench run` records
     console.print(f"[green]tuned[/] {rd.path} in {time.perf_counter() - t0:.0f} s: best trial {best['trial']} "
                   f"loss {best['loss']:.5g} {best['loss_unit']} ({best['loss_kind']}); "
                   f"{best['trials']['complete']} complete of {best['trials']['total']}; "
@@ -396,7 +397,9 @@ def curve(run_dir: Path, no_plot: bool, scheduler: str | None, block_structures:
     from .curve import calibration_data, run_curve
 
     rd = _resolve_run(run_dir)
+    t0 = time.perf_counter()
     doc = run_curve(rd, console=console, scheduler=scheduler, block_structures=block_structures)
+    rd.record_seconds("curve", time.perf_counter() - t0)
     files = []
     if not no_plot:
         from . import plots
@@ -423,7 +426,9 @@ def time_cmd(run_dir: Path) -> None:
     from .timing import run_time
 
     rd = _resolve_run(run_dir)
+    t0 = time.perf_counter()
     doc = run_time(rd, console=console)
+    rd.record_seconds("time", time.perf_counter() - t0)
     r = doc["representation_timing"]
     last = doc["sizes"][-1]
     console.print(f"[green]timed[/] {rd.path}: representation {r['per_structure_s'] * 1e3:.3g} ms/structure; "

@@ -84,3 +84,8 @@ def test_tune_prints_lines_into_a_batch_log(tmp_path):
     lines = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.startswith("tune: ")]
     assert lines, p.stdout + p.stderr
     assert lines[-1].startswith("tune: 4/4 trials done (study 4/4: 0 pruned, 0 failed, 0 running; best ")
+    # each stage command records its own wall time in run.yaml, as `repbench run` does
+    subprocess.run([*run, "curve", "r", "--no-plot"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    status = yaml.safe_load((tmp_path / "r" / "run.yaml").read_text())["status"]
+    assert status["tune"]["state"] == "done" and status["tune"]["seconds"] > 0
+    assert status["curve"]["state"] == "done" and status["curve"]["seconds"] > 0
