@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import shutil
 from pathlib import Path
@@ -157,6 +158,54 @@ def test_holdout_tables_are_what_report_and_compare_print():
         out = CliRunner().invoke(main, cmd)
         assert out.exit_code == 0, out.output
         assert out.output.strip() in text, f"results/README.md: paste the output of repbench {' '.join(cmd)}"
+
+
+# ------------------------------------------------------------------------------------------ full budget
+#: The full-budget NMD18 runs (Step 11: configs/nmd18/<rep>.yaml unchanged, multi-fidelity tuning, the
+#: trial budget given on the command line; results/README.md, "NMD18 at full budget").
+FULL = ["soap"]
+#: finished trials of each full-budget study (results/README.md states them)
+FULL_TRIALS = {"soap": 20}
+
+
+@pytest.mark.parametrize("rep", FULL)
+def test_full_budget_run_matches_its_config(rep, monkeypatch):
+    """Made with today's full config (search space, splits, rungs), tuned with multi-fidelity (pruned
+    trials stopped at a rung), every learning-curve point present and valid for the resolved model."""
+    monkeypatch.chdir(ROOT)
+    run = RESULTS / "runs" / f"nmd18-full-{rep}"
+    meta = yaml.safe_load((run / "run.yaml").read_text())
+    cfg = C.load(f"configs/nmd18/{rep}.yaml")
+    assert meta["config_file"] == f"configs/nmd18/{rep}.yaml"
+    assert meta["config_hash"] == cfg.hash() and meta["config"] == cfg.to_dict()
+    assert cfg.tune["fidelity"] and cfg.splits["train_sizes"][-1] == 1600 and cfg.splits["test"] == 600
+    best = yaml.safe_load((run / "tune" / "best.yaml").read_text())
+    assert best["study_hash"] == cfg.study_hash() == meta["study_hash"]
+    rows = list(csv.DictReader((run / "tune" / "trials.csv").read_text().splitlines()))
+    assert len(rows) == best["trials"]["total"] == FULL_TRIALS[rep]
+    assert {r["state"] for r in rows} <= {"COMPLETE", "PRUNED", "FAIL"}
+    assert any(r["state"] == "PRUNED" for r in rows), "multi-fidelity tuning pruned no trial"
+    assert meta["status"]["prepare"]["state"] == meta["status"]["curve"]["state"] == "done"
+    full = str(cfg.splits["tune_train"])
+    assert all(r["rung"] == full for r in rows if r["state"] == "COMPLETE")
+    assert all(r["rung"] in {str(x) for x in cfg.tune["fidelity"]} for r in rows if r["state"] == "PRUNED")
+    model_hash = resolve_model(RunDir(run), cfg).hash(cfg)
+    curve = yaml.safe_load((run / "curve.yaml").read_text())
+    assert curve["model_hash"] == model_hash and curve["config_hash"] == cfg.hash()
+    assert [s["size"] for s in curve["sizes"]] == list(cfg.splits["train_sizes"])
+    points = sorted((run / "curve").glob("*.yaml"))
+    assert len(points) == len(cfg.splits["train_sizes"]) * cfg.splits["draws"]
+    assert all(yaml.safe_load(p.read_text())["model_hash"] == model_hash for p in points)
+    assert len(sorted((run / "curve").glob("*.predictions.npz"))) == len(points)
+
+
+def test_full_budget_table_is_what_report_prints():
+    runs = [str(RESULTS / "runs" / f"nmd18-full-{rep}") for rep in FULL]
+    out = CliRunner().invoke(main, ["report", *runs, "--format", "markdown"])
+    assert out.exit_code == 0, out.output
+    assert out.output.strip() in (RESULTS / "README.md").read_text(), (
+        "results/README.md, NMD18 at full budget: paste the output of `repbench report "
+        "results/runs/nmd18-full-* --format markdown`")
 
 
 # ------------------------------------------------------------------------------------------ paired statistics
