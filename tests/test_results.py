@@ -47,6 +47,22 @@ def _skip_without_package(meta: dict) -> None:
             pytest.skip(reason)
 
 
+def _check_curve(run: Path, cfg) -> str:
+    """Every finished point and the curve belong to the model today's code resolves for the run, every size
+    and draw is there, and every point keeps its per-structure test predictions (what `repbench compare`
+    pairs).  Returns the model hash."""
+    model_hash = resolve_model(RunDir(run), cfg).hash(cfg)
+    curve = yaml.safe_load((run / "curve.yaml").read_text())
+    assert curve["model_hash"] == model_hash and curve["config_hash"] == cfg.hash()
+    assert [s["size"] for s in curve["sizes"]] == list(cfg.splits["train_sizes"])
+    points = sorted((run / "curve").glob("*.yaml"))
+    assert len(points) == len(cfg.splits["train_sizes"]) * cfg.splits["draws"]
+    assert all(yaml.safe_load(p.read_text())["model_hash"] == model_hash for p in points)
+    assert sorted(p.name for p in (run / "curve").glob("*.predictions.npz")) == \
+        sorted(p.stem + ".predictions.npz" for p in points)
+    return model_hash
+
+
 @pytest.mark.parametrize("ds,rep", RUNS, ids=[f"{d}-{r}" for d, r in RUNS])
 def test_reference_run_matches_its_config(ds, rep, monkeypatch):
     monkeypatch.chdir(ROOT)  # configs name their data relative to the repository root
@@ -65,17 +81,7 @@ def test_reference_run_matches_its_config(ds, rep, monkeypatch):
     best = yaml.safe_load((run / "tune" / "best.yaml").read_text())
     assert best["study_hash"] == cfg.study_hash() == meta["study_hash"]
     assert best["trials"]["complete"] == cfg.tune["trials"]
-    # every finished point, the curve and the timings belong to the model today's code resolves for the run
-    model_hash = resolve_model(RunDir(run), cfg).hash(cfg)
-    curve = yaml.safe_load((run / "curve.yaml").read_text())
-    assert curve["model_hash"] == model_hash and curve["config_hash"] == cfg.hash()
-    assert [s["size"] for s in curve["sizes"]] == list(cfg.splits["train_sizes"])
-    points = sorted((run / "curve").glob("*.yaml"))
-    assert len(points) == len(cfg.splits["train_sizes"]) * cfg.splits["draws"]
-    assert all(yaml.safe_load(p.read_text())["model_hash"] == model_hash for p in points)
-    # every point keeps its per-structure test predictions (what `repbench compare` pairs)
-    assert sorted(p.name for p in (run / "curve").glob("*.predictions.npz")) == \
-        sorted(p.stem + ".predictions.npz" for p in points)
+    model_hash = _check_curve(run, cfg)
     timings = yaml.safe_load((run / "timings.yaml").read_text())
     assert timings["model_hash"] == model_hash and timings["config_hash"] == cfg.hash() and timings["sizes"]
 
@@ -189,14 +195,7 @@ def test_full_budget_run_matches_its_config(rep, monkeypatch):
     full = str(cfg.splits["tune_train"])
     assert all(r["rung"] == full for r in rows if r["state"] == "COMPLETE")
     assert all(r["rung"] in {str(x) for x in cfg.tune["fidelity"]} for r in rows if r["state"] == "PRUNED")
-    model_hash = resolve_model(RunDir(run), cfg).hash(cfg)
-    curve = yaml.safe_load((run / "curve.yaml").read_text())
-    assert curve["model_hash"] == model_hash and curve["config_hash"] == cfg.hash()
-    assert [s["size"] for s in curve["sizes"]] == list(cfg.splits["train_sizes"])
-    points = sorted((run / "curve").glob("*.yaml"))
-    assert len(points) == len(cfg.splits["train_sizes"]) * cfg.splits["draws"]
-    assert all(yaml.safe_load(p.read_text())["model_hash"] == model_hash for p in points)
-    assert len(sorted((run / "curve").glob("*.predictions.npz"))) == len(points)
+    _check_curve(run, cfg)
 
 
 def test_full_budget_table_is_what_report_prints():
