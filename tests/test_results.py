@@ -169,9 +169,9 @@ def test_holdout_tables_are_what_report_and_compare_print():
 # ------------------------------------------------------------------------------------------ full budget
 #: The full-budget NMD18 runs (Step 11: configs/nmd18/<rep>.yaml unchanged, multi-fidelity tuning, the
 #: trial budget given on the command line; results/README.md, "NMD18 at full budget").
-FULL = ["soap"]
+FULL = ["soap", "mbtr2"]
 #: finished trials of each full-budget study (results/README.md states them)
-FULL_TRIALS = {"soap": 20}
+FULL_TRIALS = {"soap": 20, "mbtr2": 57}
 
 
 @pytest.mark.parametrize("rep", FULL)
@@ -198,13 +198,14 @@ def test_full_budget_run_matches_its_config(rep, monkeypatch):
     _check_curve(run, cfg)
 
 
-def test_full_budget_table_is_what_report_prints():
+def test_full_budget_tables_are_what_report_and_compare_print():
     runs = [str(RESULTS / "runs" / f"nmd18-full-{rep}") for rep in FULL]
-    out = CliRunner().invoke(main, ["report", *runs, "--format", "markdown"])
-    assert out.exit_code == 0, out.output
-    assert out.output.strip() in (RESULTS / "README.md").read_text(), (
-        "results/README.md, NMD18 at full budget: paste the output of `repbench report "
-        "results/runs/nmd18-full-* --format markdown`")
+    text = (RESULTS / "README.md").read_text()
+    for cmd in (["report", *runs, "--format", "markdown"], ["compare", *runs, "--format", "markdown"]):
+        out = CliRunner().invoke(main, cmd)
+        assert out.exit_code == 0, out.output
+        assert out.output.strip() in text, (
+            f"results/README.md, NMD18 at full budget: paste the output of `repbench {' '.join(cmd)}`")
 
 
 # ------------------------------------------------------------------------------------------ paired statistics
