@@ -60,7 +60,11 @@ def arm_config(mode: str, data: Path, fidelity: bool) -> dict:
                           "inner_folds": 2})
     if "space" in s:
         cfg["representation"]["soap"] = dict(s["space"])
-    cfg["tune"].update({"trials": 100000, "timeout": None})
+    # the arms differ only in the rungs: the full config's own multi-fidelity and float32 trial kernels are
+    # taken out, and the start-up trials stay those of the committed results (20)
+    for key in ("fidelity", "pruner", "kernel_dtype"):
+        cfg["tune"].pop(key, None)
+    cfg["tune"].update({"trials": 100000, "timeout": None, "n_startup_trials": 20})
     if fidelity:
         cfg["tune"].update({"fidelity": list(s["fidelity"]), "pruner": "successive_halving"})
     return cfg
