@@ -169,9 +169,9 @@ def test_holdout_tables_are_what_report_and_compare_print():
 # ------------------------------------------------------------------------------------------ full budget
 #: The full-budget NMD18 runs (Step 11: configs/nmd18/<rep>.yaml unchanged, multi-fidelity tuning, the
 #: trial budget given on the command line; results/README.md, "NMD18 at full budget").
-FULL = ["soap", "mbtr2"]
+FULL = ["soap", "sf2", "sf23", "mbtr2", "mbtr23"]
 #: finished trials of each full-budget study (results/README.md states them)
-FULL_TRIALS = {"soap": 20, "mbtr2": 57}
+FULL_TRIALS = {"soap": 20, "sf2": 46, "sf23": 12, "mbtr2": 57, "mbtr23": 8}
 
 
 @pytest.mark.parametrize("rep", FULL)
@@ -201,7 +201,8 @@ def test_full_budget_run_matches_its_config(rep, monkeypatch):
 def test_full_budget_tables_are_what_report_and_compare_print():
     runs = [str(RESULTS / "runs" / f"nmd18-full-{rep}") for rep in FULL]
     text = (RESULTS / "README.md").read_text()
-    for cmd in (["report", *runs, "--format", "markdown"], ["compare", *runs, "--format", "markdown"]):
+    for cmd in (["report", *runs, "--format", "markdown"],
+                ["compare", *runs, "--ranking", "--size", "1600", "--format", "markdown"]):
         out = CliRunner().invoke(main, cmd)
         assert out.exit_code == 0, out.output
         assert out.output.strip() in text, (
