@@ -807,43 +807,35 @@ def _progress_log(study, n_trials, stop, timeout=None):
     capped by ``--timeout``)."""
     from optuna.trial import TrialState
 
-    def counts():
-        ts = study.get_trials(deepcopy=False)
-        n = {s: sum(t.state == s for t in ts) for s in (TrialState.COMPLETE, TrialState.PRUNED,
-                                                        TrialState.RUNNING)}
-        failed = sum(t.state == TrialState.FAIL and "error" in t.user_attrs for t in ts)
+    def counts():  # (finished, pruned, failed, running, best complete loss)
+        done, failed, running = _counted(study)
+        ts = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         best = min((t.value for t in ts if t.state == TrialState.COMPLETE and t.value is not None), default=None)
-        return n[TrialState.COMPLETE] + n[TrialState.PRUNED] + failed, n[TrialState.PRUNED], failed, \
-            n[TrialState.RUNNING], best
+        return done + failed, sum(t.state == TrialState.PRUNED for t in ts), failed, running, best
 
-    try:
-        start = counts()[0]
-    except Exception:  # noqa: BLE001 - a busy database must not kill the display
-        start = 0
+    def try_counts(attempts: int):  # a busy database must not kill the display
+        for i in range(attempts):
+            try:
+                return counts()
+            except Exception:  # noqa: BLE001
+                time.sleep(0.2 * (i + 1 < attempts))
+        return None
+
+    start = (try_counts(1) or (0,))[0]
     # the rich bar is drawn on the output console when it is a terminal; otherwise these lines go to stderr
     lines = ProgressLines("tune", max(0, n_trials - start), "trials", progress_interval(), sys.stderr)
     if timeout is not None:
         lines.deadline = time.monotonic() + timeout
     while True:
         stopping = stop.wait(1.0)
-        for attempt in range(5 if stopping else 1):  # the final count is retried past a busy database
-            try:
-                state = counts()
-                break
-            except Exception:  # noqa: BLE001 - a busy database must not kill the display
-                state = None
-                time.sleep(0.2 * stopping)
-        try:
-            if state is None:
-                raise LookupError
+        state = try_counts(5 if stopping else 1)  # the final count is retried past a busy database
+        if state is not None:
             done, pruned, failed, running, best = state
             lines.detail = (f"study {done}/{n_trials}: {pruned} pruned, {failed} failed, {running} running"
                             + (f"; best {best:.5g}" if best is not None else ""))
             if done - start > lines.done:
                 lines.advance(done - start - lines.done)
             lines.tick()
-        except Exception:  # noqa: BLE001
-            pass
         if stopping:
             lines.close()
             return

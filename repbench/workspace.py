@@ -314,28 +314,9 @@ class KernelBank:
         STATS["kernels.computed"] += len(ls_list)
         return self._kernel_fn(fa, fb, self.kernel, ls_list, block_mb=self.ws.block_mb)
 
-    def view(self, positions: np.ndarray) -> "BankView":
-        """The sub-kernels rows[positions] x rows[positions] of a symmetric bank (no recomputation)."""
-        return BankView(self, np.asarray(positions, dtype=np.int64))
-
     def median_length_scale(self) -> float:
         """A starting length scale: the median distance between (atom or structure) feature vectors
         (:func:`repbench.kernels.median_length_scale`), rounded to a power of two so that grid points of
         different runs coincide (the grid search moves from there)."""
         med = K.median_length_scale(self._features_for(self.rows).values)
         return float(2.0 ** np.round(np.log2(med)))
-
-
-class BankView:
-    """A square slice of a symmetric :class:`KernelBank` (a smaller training set of the same draw)."""
-
-    def __init__(self, bank: KernelBank, positions: np.ndarray):
-        self.bank = bank
-        self.positions = positions
-        self.ix = np.ix_(positions, positions)
-
-    def get(self, ls_list) -> dict[float, np.ndarray]:
-        return {ls: m[self.ix] for ls, m in self.bank.get(ls_list).items()}
-
-    def median_length_scale(self) -> float:
-        return self.bank.median_length_scale()

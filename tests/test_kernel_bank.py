@@ -1,4 +1,4 @@
-"""The kernel cache (repbench.workspace.KernelBank / BankView) against kernels computed directly.
+"""The kernel cache (repbench.workspace.KernelBank) against kernels computed directly.
 
 A tiny run directory (`repbench prepare` on an extended-XYZ file of 30 small molecules) is opened with
 :class:`~repbench.workspace.Workspace`; every kernel it serves, freshly computed, from the cache, sliced by a
@@ -155,29 +155,6 @@ def test_bank_equals_direct_kernels_and_is_served_from_cache(run_dir, case, shap
     got3 = ws2.bank(rep_spec, kernel, ROWS[perm], cols).get(ls_list[:1])[ls_list[0]]
     assert _counts()["computed"] == mid["computed"] + 1
     _assert_close(got3, got[ls_list[0]][perm] if cols is not None else got[ls_list[0]][np.ix_(perm, perm)])
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_view_equals_direct_kernel_of_the_subset(run_dir, case):
-    rep_spec, kernel = CASES[case]
-    ws = _workspace(run_dir)
-    ls_list = _length_scales(ws, rep_spec)
-    rows = ROWS[::-1]  # not the rows of the other tests: this bank computes its own matrices
-    bank = ws.bank(rep_spec, kernel, rows)
-    positions = np.array([4, 0, 9, 2, 7])  # a smaller training set of the same draw, any order
-    sub_rows = rows[positions]
-    want = _direct(ws, rep_spec, kernel, sub_rows, None, ls_list[:2])
-    view = bank.view(positions)
-    got = view.get(ls_list[:2])
-    for ls in ls_list[:2]:
-        assert got[ls].shape == (len(positions), len(positions))
-        _assert_close(got[ls], want[ls])
-    # the view is a slice of the bank, computing nothing of its own
-    before = _counts()
-    full = bank.get(ls_list[:2])
-    for ls in ls_list[:2]:
-        np.testing.assert_array_equal(view.get([ls])[ls], full[ls][np.ix_(positions, positions)])
-    assert _counts()["computed"] == before["computed"]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
