@@ -284,8 +284,9 @@ def test_a_daemonic_process_computes_without_workers(qm9):
 
 
 def test_automatic_workers(qm9, monkeypatch):
-    """n_workers=None times the first chunk and forks only when the rest would finish sooner; the output
-    stays a private array unless workers write it (and the first chunk's rows are carried over)."""
+    """n_workers=None times the first chunk and forks only when the rest would finish sooner; a serial
+    computation makes no shared mapping, a parallel one gives the workers the other chunks (this process
+    computes some itself) and copies their rows from one shared scratch mapping."""
     import repbench.representations.base as base
 
     rep = make_representation({"soap": SOAP_PARAMS}, qm9.elements, periodic=False)
@@ -301,9 +302,83 @@ def test_automatic_workers(qm9, monkeypatch):
     assert base.default_workers(len(qm9)) == 2 and base.default_workers(20) == 1
     pools = []
     run_pool = base._run_pool
-    monkeypatch.setattr(base, "_run_pool", lambda *a: pools.append(a[1]) or run_pool(*a))
+    monkeypatch.setattr(base, "_run_pool", lambda *a: pools.append((list(a[1]), a[2])) or run_pool(*a))
     assert np.array_equal(compute(rep, qm9, chunk_size=4, progress=False).values, one.values)
-    assert pools == [2] and len(shared) == 1
+    n_chunks = -(-len(qm9) // 4)
+    assert pools == [(list(range(1, n_chunks)), 2)]    # chunk 0 was the timed one
+    assert [a for a in shared if len(a[0]) == 2] == [((len(one.values), rep.dim), np.float64)]  # one scratch
+
+
+def _chunks_by_worker(monkeypatch, fail=None):
+    """Patch the driver so that forked workers record the chunks they compute (in a shared array the
+    workers inherit) and this process slows down a little (so that the worker gets chunks); ``fail``:
+    what a worker does instead of its second chunk ("error" or "die")."""
+    import time as _time
+
+    import repbench.representations.base as base
+
+    parent = os.getpid()
+    by_worker = base._shared_array((1000,), np.int8)
+    count = base._shared_array((1,), np.int64)
+    compute_chunk = base._compute_chunk
+
+    def patched(job, c, out):
+        if os.getpid() == parent:
+            _time.sleep(0.005)
+        else:
+            count[0] += 1
+            if fail and count[0] == 2:
+                if fail == "die":
+                    os._exit(3)
+                raise DataError("this structure cannot be computed", where="representation.test")
+            by_worker[c] = 1
+        return compute_chunk(job, c, out)
+
+    monkeypatch.setattr(base, "_compute_chunk", patched)
+    return by_worker
+
+
+def test_this_process_and_the_workers_share_the_chunks(qm9, monkeypatch):
+    """With 2 workers, this process and one forked worker each compute some of the chunks (taken from one
+    counter); the rows are the single-process ones bit for bit."""
+    rep = make_representation({"soap": SOAP_PARAMS}, qm9.elements, periodic=False)
+    one = compute(rep, qm9, n_workers=1, progress=False)
+    by_worker = _chunks_by_worker(monkeypatch)
+    two = compute(rep, qm9, n_workers=2, chunk_size=1, progress=False)
+    assert two.values.tobytes() == one.values.tobytes()
+    n_worker = int(by_worker[:len(qm9)].sum())
+    assert 0 < n_worker < len(qm9), n_worker
+
+
+@pytest.mark.parametrize("fail", ["error", "die"])
+def test_a_failing_worker_fails_the_computation(qm9, monkeypatch, fail):
+    """A worker's error reaches the caller as that error; a worker that dies (killed, out of memory)
+    ends the computation with BrokenProcessPool instead of a hang."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    rep = make_representation({"soap": SOAP_PARAMS}, qm9.elements, periodic=False)
+    _chunks_by_worker(monkeypatch, fail=fail)
+    expected = DataError if fail == "error" else BrokenProcessPool
+    with pytest.raises(expected):
+        compute(rep, qm9, n_workers=2, chunk_size=1, progress=False)
+
+
+def test_released_shared_rows_give_their_pages_back():
+    """The scratch rows of a worker chunk are released once copied (MADV_REMOVE: a page wholly inside
+    the rows reads back as zeros, rows sharing a page with a neighbouring chunk keep their values)."""
+    import mmap as _mmap
+
+    import repbench.representations.base as base
+
+    if not hasattr(_mmap, "MADV_REMOVE"):
+        pytest.skip("this platform has no MADV_REMOVE; released rows stay until the mapping is freed")
+    page_rows = _mmap.PAGESIZE // (8 * 8)             # rows of 8 float64 per page
+    a = base._shared_array((10 * page_rows, 8), np.float64)
+    a[:] = 1.0
+    r0, r1 = page_rows // 2, 4 * page_rows + 3        # from mid page 0 to just into page 4
+    base._release_rows(a, r0, r1)
+    assert (a[page_rows:4 * page_rows] == 0).all()     # pages 1-3: given back
+    assert (a[:page_rows] == 1).all() and (a[4 * page_rows:] == 1).all()   # partly covered pages kept
 
 
 def test_index_subset_and_progress(qm9):

@@ -4,10 +4,11 @@ A :class:`Representation` turns structures into feature arrays.  *Local* represe
 one row per atom, stacked in structure order, with row offsets per structure; *global* ones (MBTR) give one
 row per structure.  Either way the result is a :class:`Features`.
 
-:func:`compute` is the one entry point for whole datasets.  It splits the structures into chunks, runs them
-in a pool of forked worker processes that write their rows straight into a preallocated output array in
-shared memory (an anonymous ``MAP_SHARED`` mapping, so nothing large is pickled back and ``/dev/shm`` limits
-do not apply), and shows a progress bar.  Every structure is computed by itself, so the result does not
+:func:`compute` is the one entry point for whole datasets.  It splits the structures into chunks; this
+process computes chunks straight into the (private) output array while a pool of forked worker processes
+computes the others into a scratch array in shared memory (an anonymous ``MAP_SHARED`` mapping, so nothing
+large is pickled back and ``/dev/shm`` limits do not apply), whose rows this process copies into the output
+and releases as each chunk arrives; it shows a progress bar.  Every structure is computed by itself, so the result does not
 depend on the number of workers or on the chunking: it is bit-identical for 1 and for N workers.  Atoms of
 periodic structures that lie outside their cell are moved in by whole lattice vectors first
 (:func:`wrap_into_cell`), so that features do not depend on which periodic image of an atom a file gives.
@@ -384,22 +385,30 @@ MIN_STRUCTURES_PER_WORKER = 16
 #: Default cap on workers.
 MAX_DEFAULT_WORKERS = 32
 #: With ``n_workers=None`` the first chunk is timed in-process and workers are started only if the rest
-#: is estimated to finish sooner with them: ``(rest + SHARED_SECONDS_PER_MB x MB of output) / workers +
-#: POOL_START_SECONDS`` below ``PARALLEL_GAIN x rest``.  Calibrated on this project's 2-core machine (QM9,
-#: 1 vs 2 workers: SOAP 200 molecules 0.15 / 0.14 s for 164 MB of output, SF k=2 4,000 molecules 0.34 /
-#: 0.24 s for 188 MB, MBTR k=2 800 molecules 0.24 / 0.16 s for 10 MB, SOAP 1,000 molecules 0.73 / 0.57 s for
-#: 830 MB): starting a fork pool costs ~35 ms, the page faults of a fresh shared mapping ~0.4 ms per MB
-#: (shared among the workers), while the serial path reuses a private buffer.  So small jobs, and jobs
-#: whose output is large for their compute time, stay in this process.
+#: is estimated to finish sooner with them (:func:`parallel_pays`).  This process computes its share of
+#: the chunks straight into the private output; the ``n_workers - 1`` forked workers compute theirs into a
+#: shared scratch mapping, whose rows this process then copies into the output.  The workers' rows cost
+#: the page faults of fresh shared memory (anonymous shared memory gets no transparent huge pages, a
+#: private numpy array does) and the copy: ``(SHARED_SECONDS_PER_MB + COPY_SECONDS_PER_MB) x MB of the
+#: workers' rows``, spread over all ``n_workers`` processes like the compute time.  Calibrated on this
+#: project's 2-core machine (QM9 SOAP of 1,000 molecules, 830 MB of output: a fresh shared mapping's
+#: 200,000 faults of 4 KiB cost 0.49 s of system time, 0.6 ms per MB; copying into the private output
+#: 0.1 ms per MB; small jobs: SOAP of 200 molecules 0.15 s single-process, SF k=2 of 4,000 molecules 0.34
+#: s, MBTR k=2 of 800 molecules 0.24 s); starting a fork pool costs ~35 ms.  So small jobs, and jobs whose
+#: output is large for their compute time, stay in this process.
 POOL_START_SECONDS = 0.035
-SHARED_SECONDS_PER_MB = 0.0004
+SHARED_SECONDS_PER_MB = 0.0006
+COPY_SECONDS_PER_MB = 0.0001
 PARALLEL_GAIN = 0.95
 
 
 def parallel_pays(rest_seconds: float, n_workers: int, out_bytes: int) -> bool:
-    """Whether ``n_workers`` forked workers finish ``rest_seconds`` of single-process work writing
-    ``out_bytes`` into shared memory sooner than this process alone (see :data:`POOL_START_SECONDS`)."""
-    parallel = (rest_seconds + SHARED_SECONDS_PER_MB * out_bytes / 1e6) / n_workers + POOL_START_SECONDS
+    """Whether ``n_workers`` processes (this one and ``n_workers - 1`` forked workers) finish
+    ``rest_seconds`` of single-process work writing ``out_bytes`` of output sooner than this process
+    alone (see :data:`POOL_START_SECONDS`)."""
+    worker_mb = out_bytes / 1e6 * (n_workers - 1) / n_workers
+    overhead = (SHARED_SECONDS_PER_MB + COPY_SECONDS_PER_MB) * worker_mb
+    parallel = (rest_seconds + overhead) / n_workers + POOL_START_SECONDS
     return parallel < PARALLEL_GAIN * rest_seconds
 
 
@@ -421,10 +430,31 @@ def _default_chunk_size(n: int, n_workers: int) -> int:
 
 
 def _shared_array(shape: tuple, dtype) -> np.ndarray:
-    """A zeroed array in an anonymous shared mapping, inherited writable by forked children."""
+    """A zeroed array in an anonymous shared mapping, inherited writable by forked children (its pages
+    are allocated when first written; :func:`_release_rows` gives them back)."""
     nbytes = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
     buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
     return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+def _release_rows(shared: np.ndarray, r0: int, r1: int) -> None:
+    """Give the memory pages wholly inside rows ``r0:r1`` of a :func:`_shared_array` back to the system
+    (``MADV_REMOVE``; where the platform lacks it the pages stay until the mapping is freed)."""
+    buf = shared.base
+    while isinstance(buf, np.ndarray):  # the reshaped view's base is the flat array over the mapping
+        buf = buf.base
+    if isinstance(buf, memoryview):     # ... whose base is a memoryview of the mmap
+        buf = buf.obj
+    remove = getattr(mmap, "MADV_REMOVE", None)
+    if remove is None or not isinstance(buf, mmap.mmap) or shared.ndim != 2:
+        return
+    row = shared.shape[1] * shared.itemsize
+    page = mmap.PAGESIZE
+    start = -(-(r0 * row) // page) * page
+    stop = (r1 * row) // page * page
+    if stop > start:
+        with contextlib.suppress(OSError):
+            buf.madvise(remove, start, stop - start)
 
 
 #: Fractional tolerance of :func:`wrap_into_cell`.
@@ -458,10 +488,31 @@ def wrap_into_cell(atoms_list: list) -> list:
     return atoms_list
 
 
-def _run_chunk(task: tuple[int, int]) -> tuple[int, int]:
-    """Compute chunk ``c`` of job ``token`` and write its rows; returns (chunk, n_structures)."""
-    token, c = task
+def _claim(job: dict) -> int | None:
+    """The next chunk nobody has taken (this process and the workers share the counter), or None."""
+    with job["lock"]:
+        i = job["next"].value
+        if i >= len(job["order"]):
+            return None
+        job["next"].value = i + 1
+    return job["order"][i]
+
+
+def _worker_loop(token: int) -> int:
+    """In a forked worker: compute chunks of job ``token`` into its shared rows until none are left,
+    marking each done; returns how many it computed."""
     job = _JOBS[token]
+    k = 0
+    while (c := _claim(job)) is not None:
+        _compute_chunk(job, c, job["shared"])
+        with job["lock"]:  # the lock orders the rows' writes before the flag for the reader
+            job["done"][c] = 1
+        k += 1
+    return k
+
+
+def _compute_chunk(job: dict, c: int, out: np.ndarray) -> tuple[int, int]:
+    """Compute chunk ``c`` of ``job`` and write its rows into ``out`` (the output's full shape)."""
     rep: Representation = job["rep"]
     structures: StructureSet = job["structures"]
     idx = job["index"]
@@ -469,7 +520,7 @@ def _run_chunk(task: tuple[int, int]) -> tuple[int, int]:
     r0, r1 = job["row_offsets"][a], job["row_offsets"][b]
     atoms = wrap_into_cell(structures.to_ase(idx[a:b]))
     try:
-        rep.compute_into(atoms, job["out"][r0:r1])
+        rep.compute_into(atoms, out[r0:r1])
     except RepbenchError as exc:
         # an error the user can fix (e.g. a user function returning NaN): keep it one clear error
         ids = structures.ids[idx[a:b]]
@@ -495,17 +546,59 @@ def _progress_bar(enabled: bool):
                     auto_refresh=False)
 
 
-def _run_pool(tasks: list, n_workers: int, advance) -> None:
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _run_pool(job: dict, chunks: list[int], n_workers: int, out: np.ndarray, advance) -> None:
+    """Compute ``chunks`` of ``job`` with this process and ``n_workers - 1`` forked workers.
+
+    All take the next chunk from one shared counter.  This process computes its chunks straight into
+    ``out``; the workers compute theirs into ``job["shared"]`` (a :func:`_shared_array` of ``out``'s
+    shape) and flag them done, and this process copies their rows into ``out`` and releases them between
+    its own chunks, so that at most the chunks in flight hold shared pages.  (Nothing passes through the
+    pool's task queue while this process computes: its feeder threads need the GIL, which a computing
+    process holds most of the time.)
+    """
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("fork")
+    shared = job["shared"]
+    offsets = job["row_offsets"]
+    job["order"] = list(chunks)
+    job["next"] = ctx.Value("q", 0, lock=False)
+    job["lock"] = ctx.Lock()
+    job["done"] = done = _shared_array((max(1, len(job["chunks"])),), np.int8)  # 1: rows ready, 2: copied
+
+    def collect() -> None:
+        with job["lock"]:
+            ready = np.flatnonzero(done == 1)
+            done[ready] = 2
+        for c in ready:
+            a, b = job["chunks"][c]
+            r0, r1 = offsets[a], offsets[b]
+            out[r0:r1] = shared[r0:r1]
+            _release_rows(shared, r0, r1)
+            advance(b - a)
 
     # A killed worker (e.g. out of memory) raises BrokenProcessPool instead of hanging as multiprocessing.Pool
     # would.  With fork, the executor forks all workers at the first submit, before its own thread starts.
-    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("fork"))
+    pool = ProcessPoolExecutor(n_workers - 1, mp_context=ctx)
     try:
-        futures = [pool.submit(_run_chunk, t) for t in tasks]
-        for fut in as_completed(futures):
-            advance(fut.result()[1])
+        workers = [pool.submit(_worker_loop, job["token"]) for _ in range(n_workers - 1)]
+        while (c := _claim(job)) is not None:
+            advance(_compute_chunk(job, c, out)[1])
+            collect()
+            for w in workers:
+                if w.done() and w.exception() is not None:
+                    raise w.exception()
+        while True:
+            finished, running = wait(workers, timeout=0.02, return_when=FIRST_EXCEPTION)
+            collect()
+            for w in finished:
+                w.result()  # a worker's error
+            if not running:
+                break
+        collect()
     except BaseException:
+        with job["lock"]:
+            job["next"].value = len(job["order"])  # the workers stop after their current chunk
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
@@ -537,8 +630,9 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
     n_workers: processes.  Default (None): up to the available CPUs (capped at 32; 1 below 32 structures);
         the first chunk is computed and timed in this process and a pool is started only if the rest is
         estimated to finish sooner with it (:func:`parallel_pays`: pool start and shared-memory costs
-        against the compute time saved).  With more than one, a fork-context pool
-        computes chunks and writes rows into a shared anonymous mapping.  The result does not depend on it.
+        against the compute time saved).  With more than one, this process and a fork-context pool of
+        ``n_workers - 1`` workers compute the chunks (the workers' rows pass through a shared anonymous
+        mapping).  The result does not depend on it.
     chunk_size: structures per chunk (default: about 16 chunks per worker, at most 200 structures).
     progress: show a rich progress bar on stderr (only when stderr is a terminal).
     dtype: float64 (default) or float32; dscribe computes in float64, rows are rounded when written.
@@ -576,16 +670,16 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
         # processes: compute here; the cluster's own workers are the parallelism there
         n_workers = 1
 
-    # the output: a private array while this process computes; a shared mapping (its page faults, see
-    # SHARED_SECONDS_PER_MB) only once forked workers will write into it
-    out = np.empty(shape, dtype=dtype) if n_workers == 1 or auto else _shared_array(shape, dtype)
-    job = {"rep": rep, "structures": structures, "index": idx, "chunks": chunks, "row_offsets": row_offsets,
-           "out": out}
+    # the output is private to this process (transparent huge pages); forked workers write into a shared
+    # scratch mapping made just before they start (its page faults: SHARED_SECONDS_PER_MB)
+    out = np.empty(shape, dtype=dtype)
+    job = {"rep": rep, "structures": structures, "index": idx, "chunks": chunks, "row_offsets": row_offsets}
     with _JOBS_LOCK:
         token = next(_JOB_IDS)
+        job["token"] = token
         _JOBS[token] = job
     try:
-        tasks = [(token, c) for c in range(len(chunks))]
+        tasks = list(range(len(chunks)))
         # auto_refresh=False: no refresh thread, so forking below is safe
         with _progress_bar(progress) as bar:
             task = bar.add_task(rep.kind, total=n)
@@ -600,22 +694,19 @@ def compute(rep: Representation, structures: StructureSet, index=None, *, n_work
             if n_workers > 1 and auto:
                 # time the first chunk here; fork only if the rest would finish sooner with workers
                 t0 = time.perf_counter()
-                advance(_run_chunk(tasks[0])[1])
+                advance(_compute_chunk(job, tasks[0], out)[1])
                 per_structure = (time.perf_counter() - t0) / (chunks[0][1] - chunks[0][0])
                 tasks = tasks[1:]
                 if not parallel_pays(per_structure * (n - chunks[0][1]), n_workers, out.nbytes):
                     n_workers = 1
-                elif tasks:
-                    shared = _shared_array(shape, dtype)
-                    r1 = row_offsets[chunks[0][1]]
-                    shared[:r1] = out[:r1]
-                    job["out"] = out = shared
+            n_workers = min(n_workers, len(tasks) + 1)
             if n_workers == 1:
-                for t in tasks:
-                    advance(_run_chunk(t)[1])
-            elif tasks:
+                for c in tasks:
+                    advance(_compute_chunk(job, c, out)[1])
+            else:
                 bar.update(task, description=f"{rep.kind} ({n_workers} workers)")
-                _run_pool(tasks, n_workers, advance)
+                job["shared"] = _shared_array(shape, dtype)
+                _run_pool(job, tasks, n_workers, out, advance)
     finally:
         with _JOBS_LOCK:
             _JOBS.pop(token, None)
