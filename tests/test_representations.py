@@ -102,6 +102,25 @@ def test_soap_periodic_and_averaged(crystals):
     assert np.abs(feats.values - ref.create(crystals.to_ase())).max() <= TOL
 
 
+@pytest.mark.parametrize("extra", [{}, {"average": "outer"}, {"average": "inner"}, {"rbf": "polynomial"},
+                                   {"compression": "mu1nu1"},
+                                   {"weighting": {"function": "pow", "r0": 2, "c": 1, "d": 1, "m": 4}}])
+def test_soap_writes_dscribe_create_single_into_the_rows(crystals, qm9, extra):
+    """compute_into calls dscribe's C++ extension into the output rows (built once, no temporary): the
+    bytes equal dscribe's own create_single structure by structure, also for rows that held garbage, for
+    averaged SOAP (which accumulates), periodic structures and the polynomial basis."""
+    import repbench.representations.base as base
+
+    for data, periodic in ((qm9, False), (crystals, True)):
+        rep = make_representation({"soap": {**SOAP_PARAMS, **extra}}, data.elements, periodic)
+        atoms = base.wrap_into_cell(data.to_ase(list(range(min(len(data), 6)))))
+        expected = [rep._soap.create_single(a) for a in atoms]
+        expected = np.concatenate(expected) if rep.local else np.stack(expected)
+        out = np.full_like(expected, np.nan)
+        rep.compute_into(atoms, out)
+        assert out.tobytes() == expected.tobytes()
+
+
 # ---------------------------------------------------------------------------------------------- SF
 def test_sf_radial_schemes_by_hand():
     # n = 3, cutoff 5.5: r0 = 0.5, r_n = 4.5, Delta = 2 -> radii 0.5, 2.5, 4.5
