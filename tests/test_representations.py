@@ -382,6 +382,74 @@ def test_a_failing_worker_fails_the_computation(qm9, monkeypatch, fail):
         compute(rep, qm9, n_workers=2, chunk_size=1, progress=False)
 
 
+_ORPHAN_SCRIPT = """
+import os, sys, time
+from ase.build import molecule
+import repbench.representations.base as base
+from repbench.api import structures_from_ase
+from repbench.representations import compute, make_representation
+
+mols = structures_from_ase([molecule("H2O") for _ in range(400)])
+rep = make_representation({"sf": {"radial": {"n": 2, "cutoff": 4.0}}}, mols.elements, periodic=False)
+pids = open(sys.argv[1], "a")
+compute_chunk = base._compute_chunk
+
+def slow(job, c, out):
+    if os.getpid() != job["parent"]:
+        print(os.getpid(), file=pids, flush=True)
+    time.sleep(0.05)
+    return compute_chunk(job, c, out)
+
+base._compute_chunk = slow
+compute(rep, mols, n_workers=2, chunk_size=1, progress=False)   # 400 chunks x 0.05 s: ~10 s
+"""
+
+
+def test_workers_stop_when_their_parent_is_killed(tmp_path):
+    """A computation killed with SIGKILL (no clean-up runs) leaves no worker behind, neither computing
+    the remaining chunks for nobody nor waiting on the pool's task pipe for ever: after each chunk a
+    worker checks that its parent lives and exits otherwise."""
+    import signal
+    import subprocess
+    import sys
+    import time as _time
+
+    pids = tmp_path / "pids"
+    pids.touch()
+    script = tmp_path / "orphan.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(pids)])
+    try:
+        deadline = _time.monotonic() + 60
+        while not pids.read_text().split() and _time.monotonic() < deadline and proc.poll() is None:
+            _time.sleep(0.05)
+        worker = int(pids.read_text().split()[0])
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:        # an exited worker may linger as a zombie
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+        except OSError:                                    # pragma: no cover - no /proc
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            return True
+
+    deadline = _time.monotonic() + 5
+    while _time.monotonic() < deadline:
+        if not alive(worker):
+            break
+        _time.sleep(0.05)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker kept computing after its parent was killed")
+
+
 def test_released_shared_rows_give_their_pages_back():
     """The scratch rows of a worker chunk are released once copied (MADV_REMOVE: a page wholly inside
     the rows reads back as zeros, rows sharing a page with a neighbouring chunk keep their values)."""

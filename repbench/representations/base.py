@@ -508,6 +508,10 @@ def _worker_loop(token: int) -> int:
         with job["lock"]:  # the lock orders the rows' writes before the flag for the reader
             job["done"][c] = 1
         k += 1
+        if os.getppid() != job["parent"]:
+            # the parent is gone (killed): exit instead of computing the rest for nobody and then waiting
+            # on the pool's task pipe for ever
+            os._exit(1)
     return k
 
 
@@ -562,6 +566,7 @@ def _run_pool(job: dict, chunks: list[int], n_workers: int, out: np.ndarray, adv
     shared = job["shared"]
     offsets = job["row_offsets"]
     job["order"] = list(chunks)
+    job["parent"] = os.getpid()
     job["next"] = ctx.Value("q", 0, lock=False)
     job["lock"] = ctx.Lock()
     job["done"] = done = _shared_array((max(1, len(job["chunks"])),), np.int8)  # 1: rows ready, 2: copied
