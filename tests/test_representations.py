@@ -331,22 +331,24 @@ def test_automatic_workers(qm9, monkeypatch):
 def _chunks_by_worker(monkeypatch, fail=None):
     """Patch the driver so that forked workers record the chunks they compute (in a shared array the
     workers inherit) and this process slows down a little (so that the worker gets chunks); ``fail``:
-    what a worker does instead of its second chunk ("error" or "die")."""
+    what a worker does instead of its second chunk ("error", "die" or "die holding the lock")."""
     import time as _time
 
     import repbench.representations.base as base
 
-    parent = os.getpid()
     by_worker = base._shared_array((1000,), np.int8)
     count = base._shared_array((1,), np.int64)
     compute_chunk = base._compute_chunk
 
     def patched(job, c, out):
-        if os.getpid() == parent:
+        if os.getpid() == job.get("parent", os.getpid()):     # the process that called compute()
             _time.sleep(0.005)
         else:
             count[0] += 1
             if fail and count[0] == 2:
+                if fail == "die holding the lock":
+                    job["lock"].acquire()
+                    os._exit(3)
                 if fail == "die":
                     os._exit(3)
                 raise DataError("this structure cannot be computed", where="representation.test")
@@ -380,6 +382,34 @@ def test_a_failing_worker_fails_the_computation(qm9, monkeypatch, fail):
     expected = DataError if fail == "error" else BrokenProcessPool
     with pytest.raises(expected):
         compute(rep, qm9, n_workers=2, chunk_size=1, progress=False)
+
+
+def _compute_in_child(rep, structures, queue):
+    try:
+        compute(rep, structures, n_workers=2, chunk_size=1, progress=False)
+        queue.put("no error")
+    except BaseException as e:  # noqa: BLE001 - reported to the test
+        queue.put(type(e).__name__)
+
+
+def test_a_worker_dying_with_the_lock_held_fails_instead_of_hanging(qm9, monkeypatch):
+    """A worker killed while it holds the chunk counter's lock (a lock no one will release) must not block
+    this process for ever: it raises the pool's BrokenProcessPool.  Run in a forked child with a time
+    limit, so that a regression fails instead of hanging the suite."""
+    import multiprocessing
+
+    rep = make_representation({"soap": SOAP_PARAMS}, qm9.elements, periodic=False)
+    _chunks_by_worker(monkeypatch, fail="die holding the lock")
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_compute_in_child, args=(rep, qm9, queue))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        pytest.fail("compute() hung after a worker died holding the lock")
+    assert queue.get(timeout=5) == "BrokenProcessPool"
 
 
 _ORPHAN_SCRIPT = """

@@ -488,9 +488,10 @@ def wrap_into_cell(atoms_list: list) -> list:
     return atoms_list
 
 
-def _claim(job: dict) -> int | None:
-    """The next chunk nobody has taken (this process and the workers share the counter), or None."""
-    with job["lock"]:
+def _claim(job: dict, locked=None) -> int | None:
+    """The next chunk nobody has taken (this process and the workers share the counter), or None.
+    ``locked``: the context manager that holds the job's lock (default: plain ``with job["lock"]``)."""
+    with (locked() if locked is not None else job["lock"]):
         i = job["next"].value
         if i >= len(job["order"]):
             return None
@@ -502,16 +503,29 @@ def _worker_loop(token: int) -> int:
     """In a forked worker: compute chunks of job ``token`` into its shared rows until none are left,
     marking each done; returns how many it computed."""
     job = _JOBS[token]
-    k = 0
-    while (c := _claim(job)) is not None:
-        _compute_chunk(job, c, job["shared"])
-        with job["lock"]:  # the lock orders the rows' writes before the flag for the reader
-            job["done"][c] = 1
-        k += 1
+
+    def orphaned() -> None:
         if os.getppid() != job["parent"]:
             # the parent is gone (killed): exit instead of computing the rest for nobody and then waiting
-            # on the pool's task pipe for ever
+            # on the pool's task pipe (or on a lock the parent died holding) for ever
             os._exit(1)
+
+    @contextlib.contextmanager
+    def locked():
+        while not job["lock"].acquire(timeout=1.0):
+            orphaned()
+        try:
+            yield
+        finally:
+            job["lock"].release()
+
+    k = 0
+    while (c := _claim(job, locked)) is not None:
+        _compute_chunk(job, c, job["shared"])
+        with locked():  # the lock orders the rows' writes before the flag for the reader
+            job["done"][c] = 1
+        k += 1
+        orphaned()
     return k
 
 
@@ -571,8 +585,26 @@ def _run_pool(job: dict, chunks: list[int], n_workers: int, out: np.ndarray, adv
     job["lock"] = ctx.Lock()
     job["done"] = done = _shared_array((max(1, len(job["chunks"])),), np.int8)  # 1: rows ready, 2: copied
 
+    workers: list = []
+
+    def check_workers() -> None:
+        for w in workers:
+            if w.done() and w.exception() is not None:
+                raise w.exception()
+
+    @contextlib.contextmanager
+    def locked():
+        # a worker killed while it held the lock (out of memory) would block this process for ever:
+        # wait in slices and raise the pool's BrokenProcessPool instead
+        while not job["lock"].acquire(timeout=0.5):
+            check_workers()
+        try:
+            yield
+        finally:
+            job["lock"].release()
+
     def collect() -> None:
-        with job["lock"]:
+        with locked():
             ready = np.flatnonzero(done == 1)
             done[ready] = 2
         for c in ready:
@@ -586,13 +618,11 @@ def _run_pool(job: dict, chunks: list[int], n_workers: int, out: np.ndarray, adv
     # would.  With fork, the executor forks all workers at the first submit, before its own thread starts.
     pool = ProcessPoolExecutor(n_workers - 1, mp_context=ctx)
     try:
-        workers = [pool.submit(_worker_loop, job["token"]) for _ in range(n_workers - 1)]
-        while (c := _claim(job)) is not None:
+        workers += [pool.submit(_worker_loop, job["token"]) for _ in range(n_workers - 1)]
+        while (c := _claim(job, locked)) is not None:
             advance(_compute_chunk(job, c, out)[1])
             collect()
-            for w in workers:
-                if w.done() and w.exception() is not None:
-                    raise w.exception()
+            check_workers()
         while True:
             finished, running = wait(workers, timeout=0.02, return_when=FIRST_EXCEPTION)
             collect()
@@ -602,8 +632,9 @@ def _run_pool(job: dict, chunks: list[int], n_workers: int, out: np.ndarray, adv
                 break
         collect()
     except BaseException:
-        with job["lock"]:
+        if job["lock"].acquire(timeout=1.0):  # not held by a dead worker
             job["next"].value = len(job["order"])  # the workers stop after their current chunk
+            job["lock"].release()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
