@@ -121,6 +121,21 @@ def test_soap_writes_dscribe_create_single_into_the_rows(crystals, qm9, extra):
         assert out.tobytes() == expected.tobytes()
 
 
+@pytest.mark.parametrize("average", ["off", "outer"])
+def test_soap_empty_structure_rows_are_dscribes(qm9, average):
+    """A structure without atoms gets dscribe's own answer (no rows; NaN when averaged), not whatever
+    the output held."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")            # numpy's mean of an empty slice in dscribe
+        rep = make_representation({"soap": {**SOAP_PARAMS, "average": average}}, qm9.elements, periodic=False)
+        atoms = [Atoms(), molecule("H2O"), Atoms()]
+        expected = [rep._soap.create_single(a) for a in atoms]
+        expected = np.concatenate(expected) if rep.local else np.stack(expected)
+        out = np.full_like(expected, 7.0)
+        rep.compute_into(atoms, out)
+    np.testing.assert_array_equal(out, expected)
+
+
 # ---------------------------------------------------------------------------------------------- SF
 def test_sf_radial_schemes_by_hand():
     # n = 3, cutoff 5.5: r0 = 0.5, r_n = 4.5, Delta = 2 -> radii 0.5, 2.5, 4.5
@@ -330,8 +345,9 @@ def test_automatic_workers(qm9, monkeypatch):
 
 def _chunks_by_worker(monkeypatch, fail=None):
     """Patch the driver so that forked workers record the chunks they compute (in a shared array the
-    workers inherit) and this process slows down a little (so that the worker gets chunks); ``fail``:
-    what a worker does instead of its second chunk ("error", "die" or "die holding the lock")."""
+    workers inherit) and this process waits (up to 10 s) until a worker has started two chunks, so that
+    the workers get chunks however slowly they start; ``fail``: what a worker does instead of its second
+    chunk ("error", "die" or "die holding the lock")."""
     import time as _time
 
     import repbench.representations.base as base
@@ -342,7 +358,9 @@ def _chunks_by_worker(monkeypatch, fail=None):
 
     def patched(job, c, out):
         if os.getpid() == job.get("parent", os.getpid()):     # the process that called compute()
-            _time.sleep(0.005)
+            deadline = _time.monotonic() + 10
+            while count[0] < 2 and _time.monotonic() < deadline:
+                _time.sleep(0.002)
         else:
             count[0] += 1
             if fail and count[0] == 2:
@@ -359,16 +377,22 @@ def _chunks_by_worker(monkeypatch, fail=None):
     return by_worker
 
 
-def test_this_process_and_the_workers_share_the_chunks(qm9, monkeypatch):
+@pytest.mark.parametrize("spec, dtype", [
+    ({"soap": SOAP_PARAMS}, np.float64),
+    ({"soap": SOAP_PARAMS}, np.float32),
+    ({"soap": {**SOAP_PARAMS, "average": "inner"}}, np.float64),
+    ({"mbtr": MBTR_PARAMS}, np.float64),
+], ids=["soap", "soap-float32", "soap-averaged", "mbtr23"])
+def test_this_process_and_the_workers_share_the_chunks(qm9, monkeypatch, spec, dtype):
     """With 2 workers, this process and one forked worker each compute some of the chunks (taken from one
-    counter); the rows are the single-process ones bit for bit."""
-    rep = make_representation({"soap": SOAP_PARAMS}, qm9.elements, periodic=False)
-    one = compute(rep, qm9, n_workers=1, progress=False)
+    counter); the rows, local or global, float64 or float32, are the single-process ones bit for bit."""
+    rep = make_representation(spec, qm9.elements, periodic=False)
+    one = compute(rep, qm9, n_workers=1, progress=False, dtype=dtype)
     by_worker = _chunks_by_worker(monkeypatch)
-    two = compute(rep, qm9, n_workers=2, chunk_size=1, progress=False)
-    assert two.values.tobytes() == one.values.tobytes()
+    two = compute(rep, qm9, n_workers=2, chunk_size=1, progress=False, dtype=dtype)
+    assert two.values.dtype == dtype and two.values.tobytes() == one.values.tobytes()
     n_worker = int(by_worker[:len(qm9)].sum())
-    assert 0 < n_worker < len(qm9), n_worker
+    assert 2 <= n_worker < len(qm9), n_worker
 
 
 @pytest.mark.parametrize("fail", ["error", "die"])
@@ -434,29 +458,61 @@ base._compute_chunk = slow
 compute(rep, mols, n_workers=2, chunk_size=1, progress=False)   # 400 chunks x 0.05 s: ~10 s
 """
 
+_IDLE_ORPHAN_SCRIPT = """
+import os, sys, time
+from ase.build import molecule
+import repbench.representations.base as base
+from repbench.api import structures_from_ase
+from repbench.representations import compute, make_representation
 
-def test_workers_stop_when_their_parent_is_killed(tmp_path):
-    """A computation killed with SIGKILL (no clean-up runs) leaves no worker behind, neither computing
-    the remaining chunks for nobody nor waiting on the pool's task pipe for ever: after each chunk a
-    worker checks that its parent lives and exits otherwise."""
+mols = structures_from_ase([molecule("H2O") for _ in range(40)])
+rep = make_representation({"sf": {"radial": {"n": 2, "cutoff": 4.0}}}, mols.elements, periodic=False)
+pids = open(sys.argv[1], "a")
+compute_chunk = base._compute_chunk
+
+def slow_parent(job, c, out):
+    if os.getpid() != job["parent"]:
+        print(os.getpid(), file=pids, flush=True)
+    else:
+        time.sleep(60)        # this process's one chunk: the worker meanwhile takes all others, then idles
+    return compute_chunk(job, c, out)
+
+base._compute_chunk = slow_parent
+compute(rep, mols, n_workers=2, chunk_size=1, progress=False)
+"""
+
+
+@pytest.mark.parametrize("worker", ["computing", "idle"])
+def test_workers_stop_when_their_parent_is_killed(tmp_path, worker):
+    """A computation killed with SIGKILL (no clean-up runs) leaves no worker behind, neither one computing
+    the remaining chunks for nobody (a worker checks after each chunk that its parent lives) nor one that
+    has finished its chunks and waits on the pool's task pipe, which its siblings keep open (Linux:
+    ``PR_SET_PDEATHSIG``)."""
     import signal
     import subprocess
     import sys
     import time as _time
 
+    if worker == "idle" and not sys.platform.startswith("linux"):
+        pytest.skip("an idle worker is ended by PR_SET_PDEATHSIG, which only Linux has")
     pids = tmp_path / "pids"
     pids.touch()
     script = tmp_path / "orphan.py"
-    script.write_text(_ORPHAN_SCRIPT)
+    script.write_text(_ORPHAN_SCRIPT if worker == "computing" else _IDLE_ORPHAN_SCRIPT)
     proc = subprocess.Popen([sys.executable, str(script), str(pids)])
     try:
         deadline = _time.monotonic() + 60
         while not pids.read_text().split() and _time.monotonic() < deadline and proc.poll() is None:
             _time.sleep(0.05)
-        worker = int(pids.read_text().split()[0])
+        if worker == "idle":
+            while len(pids.read_text().split()) < 39 and _time.monotonic() < deadline:
+                _time.sleep(0.05)        # the worker has taken every other chunk and waits for tasks
+            _time.sleep(0.3)
+        pid = int(pids.read_text().split()[0])
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
     def alive(pid: int) -> bool:
         try:
             with open(f"/proc/{pid}/stat") as f:        # an exited worker may linger as a zombie
@@ -472,12 +528,12 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path):
 
     deadline = _time.monotonic() + 5
     while _time.monotonic() < deadline:
-        if not alive(worker):
+        if not alive(pid):
             break
         _time.sleep(0.05)
     else:
-        os.kill(worker, signal.SIGKILL)
-        pytest.fail("the worker kept computing after its parent was killed")
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"the {worker} worker outlived its killed parent")
 
 
 def test_released_shared_rows_give_their_pages_back():

@@ -499,12 +499,26 @@ def _claim(job: dict, locked=None) -> int | None:
     return job["order"][i]
 
 
+def _worker_start(parent: int) -> None:
+    """Pool initializer: the worker dies with its parent.  On Linux ``PR_SET_PDEATHSIG`` has the kernel
+    send SIGKILL when the parent dies, also while the worker waits idle on the pool's task pipe (which its
+    siblings keep open, so it would never see end-of-file); elsewhere the worker loop's parent check
+    remains."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1 (Linux)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
 def _worker_loop(token: int) -> int:
-    """In a forked worker: compute chunks of job ``token`` into its shared rows until none are left,
-    marking each done; returns how many it computed."""
+    """In a forked worker: compute chunks of job ``token`` into its shared rows until none are left (or
+    the job is stopped), marking each done; returns how many it computed."""
     job = _JOBS[token]
 
-    def orphaned() -> None:
+    def stop_if_abandoned() -> None:
         if os.getppid() != job["parent"]:
             # the parent is gone (killed): exit instead of computing the rest for nobody and then waiting
             # on the pool's task pipe (or on a lock the parent died holding) for ever
@@ -513,19 +527,21 @@ def _worker_loop(token: int) -> int:
     @contextlib.contextmanager
     def locked():
         while not job["lock"].acquire(timeout=1.0):
-            orphaned()
+            stop_if_abandoned()
+            if job["stop"][0]:  # the parent failed, maybe holding the lock: no more chunks
+                os._exit(1)
         try:
             yield
         finally:
             job["lock"].release()
 
     k = 0
-    while (c := _claim(job, locked)) is not None:
+    while not job["stop"][0] and (c := _claim(job, locked)) is not None:
         _compute_chunk(job, c, job["shared"])
         with locked():  # the lock orders the rows' writes before the flag for the reader
             job["done"][c] = 1
         k += 1
-        orphaned()
+        stop_if_abandoned()
     return k
 
 
@@ -569,8 +585,9 @@ def _run_pool(job: dict, chunks: list[int], n_workers: int, out: np.ndarray, adv
 
     All take the next chunk from one shared counter.  This process computes its chunks straight into
     ``out``; the workers compute theirs into ``job["shared"]`` (a :func:`_shared_array` of ``out``'s
-    shape) and flag them done, and this process copies their rows into ``out`` and releases them between
-    its own chunks, so that at most the chunks in flight hold shared pages.  (Nothing passes through the
+    shape) and flag them done, and this process copies their rows into ``out`` and releases their pages
+    between its own chunks (pages a chunk shares with a neighbour stay until the end), so that shared
+    memory holds little more than the chunks not yet copied.  (Nothing passes through the
     pool's task queue while this process computes: its feeder threads need the GIL, which a computing
     process holds most of the time.)
     """
@@ -584,6 +601,7 @@ def _run_pool(job: dict, chunks: list[int], n_workers: int, out: np.ndarray, adv
     job["next"] = ctx.Value("q", 0, lock=False)
     job["lock"] = ctx.Lock()
     job["done"] = done = _shared_array((max(1, len(job["chunks"])),), np.int8)  # 1: rows ready, 2: copied
+    job["stop"] = _shared_array((1,), np.int8)  # set (without the lock) when this process fails
 
     workers: list = []
 
@@ -616,7 +634,8 @@ def _run_pool(job: dict, chunks: list[int], n_workers: int, out: np.ndarray, adv
 
     # A killed worker (e.g. out of memory) raises BrokenProcessPool instead of hanging as multiprocessing.Pool
     # would.  With fork, the executor forks all workers at the first submit, before its own thread starts.
-    pool = ProcessPoolExecutor(n_workers - 1, mp_context=ctx)
+    pool = ProcessPoolExecutor(n_workers - 1, mp_context=ctx, initializer=_worker_start,
+                               initargs=(job["parent"],))
     try:
         workers += [pool.submit(_worker_loop, job["token"]) for _ in range(n_workers - 1)]
         while (c := _claim(job, locked)) is not None:
@@ -632,9 +651,7 @@ def _run_pool(job: dict, chunks: list[int], n_workers: int, out: np.ndarray, adv
                 break
         collect()
     except BaseException:
-        if job["lock"].acquire(timeout=1.0):  # not held by a dead worker
-            job["next"].value = len(job["order"])  # the workers stop after their current chunk
-            job["lock"].release()
+        job["stop"][0] = 1  # the workers stop after their current chunk, even if the lock is never free
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)

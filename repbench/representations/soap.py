@@ -228,9 +228,9 @@ class SOAPRepresentation(Representation):
         r = 0
         for a in atoms_list:
             k = len(a) if self.local else 1
-            if not direct:
+            if not direct or not len(a):  # (an empty structure: dscribe's own answer, NaN when averaged)
                 out[r:r + k] = s.create_single(a)
-            elif len(a):
+            else:
                 # the checks and arguments of dscribe's SOAP.create_single (dscribe 2.1)
                 rows = out[r:r + k]
                 rows[...] = 0.0  # the averaged SOAP accumulates into its row
