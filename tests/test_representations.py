@@ -443,41 +443,23 @@ import repbench.representations.base as base
 from repbench.api import structures_from_ase
 from repbench.representations import compute, make_representation
 
-mols = structures_from_ase([molecule("H2O") for _ in range(400)])
+idle = sys.argv[2] == "idle"
+mols = structures_from_ase([molecule("H2O") for _ in range(40 if idle else 400)])
 rep = make_representation({"sf": {"radial": {"n": 2, "cutoff": 4.0}}}, mols.elements, periodic=False)
 pids = open(sys.argv[1], "a")
 compute_chunk = base._compute_chunk
 
 def slow(job, c, out):
-    if os.getpid() != job["parent"]:
+    worker = os.getpid() != job["parent"]
+    if worker:
         print(os.getpid(), file=pids, flush=True)
-    time.sleep(0.05)
-    return compute_chunk(job, c, out)
-
-base._compute_chunk = slow
-compute(rep, mols, n_workers=2, chunk_size=1, progress=False)   # 400 chunks x 0.05 s: ~10 s
-"""
-
-_IDLE_ORPHAN_SCRIPT = """
-import os, sys, time
-from ase.build import molecule
-import repbench.representations.base as base
-from repbench.api import structures_from_ase
-from repbench.representations import compute, make_representation
-
-mols = structures_from_ase([molecule("H2O") for _ in range(40)])
-rep = make_representation({"sf": {"radial": {"n": 2, "cutoff": 4.0}}}, mols.elements, periodic=False)
-pids = open(sys.argv[1], "a")
-compute_chunk = base._compute_chunk
-
-def slow_parent(job, c, out):
-    if os.getpid() != job["parent"]:
-        print(os.getpid(), file=pids, flush=True)
-    else:
+    if not idle:
+        time.sleep(0.05)      # 400 chunks x 0.05 s: both processes compute for ~10 s
+    elif not worker:
         time.sleep(60)        # this process's one chunk: the worker meanwhile takes all others, then idles
     return compute_chunk(job, c, out)
 
-base._compute_chunk = slow_parent
+base._compute_chunk = slow
 compute(rep, mols, n_workers=2, chunk_size=1, progress=False)
 """
 
@@ -498,8 +480,8 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path, worker):
     pids = tmp_path / "pids"
     pids.touch()
     script = tmp_path / "orphan.py"
-    script.write_text(_ORPHAN_SCRIPT if worker == "computing" else _IDLE_ORPHAN_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(pids)])
+    script.write_text(_ORPHAN_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(pids), worker])
     try:
         deadline = _time.monotonic() + 60
         while not pids.read_text().split() and _time.monotonic() < deadline and proc.poll() is None:
