@@ -346,8 +346,9 @@ def tune(run_dir: Path, trials, jobs, storage, timeout, trial_timeout, show, wor
     t0 = time.perf_counter()
     best = tuning.run_tune(rd, trials, jobs=jobs, storage=storage, timeout=timeout, trial_timeout=trial_timeout,
                            console=console)
-    rd.record_seconds("tune", time.perf_counter() - t0)  # status.tune in run.yaml, as `repbench run` records
-    console.print(f"[green]tuned[/] {rd.path} in {time.perf_counter() - t0:.0f} s: best trial {best['trial']} "
+    seconds = time.perf_counter() - t0
+    rd.record_seconds("tune", seconds)  # status.tune in run.yaml, as `repbench run` records
+    console.print(f"[green]tuned[/] {rd.path} in {seconds:.0f} s: best trial {best['trial']} "
                   f"loss {best['loss']:.5g} {best['loss_unit']} ({best['loss_kind']}); "
                   f"{best['trials']['complete']} complete of {best['trials']['total']}; "
                   f"-> {rd.best_yaml}")

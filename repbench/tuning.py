@@ -359,12 +359,13 @@ def rungs(cfg: Config, n_train: int) -> list[int]:
     return sorted({int(r) for r in (cfg.tune.get("fidelity") or []) if int(r) < n_train} | {int(n_train)})
 
 
-def _counted(study) -> tuple[int, int, int]:
-    """(finished: complete or pruned, failed-with-reason, running) trials of a study."""
+def _counted(study, trials=None) -> tuple[int, int, int]:
+    """(finished: complete or pruned, failed-with-reason, running) trials of a study (or of ``trials``, its
+    trials already read)."""
     from optuna.trial import TrialState
 
     c = f = r = 0
-    for t in study.get_trials(deepcopy=False):
+    for t in (study.get_trials(deepcopy=False) if trials is None else trials):
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
             c += 1
         elif t.state == TrialState.FAIL and "error" in t.user_attrs:
@@ -808,8 +809,8 @@ def _progress_log(study, n_trials, stop, timeout=None):
     from optuna.trial import TrialState
 
     def counts():  # (finished, pruned, failed, running, best complete loss)
-        done, failed, running = _counted(study)
-        ts = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        ts = study.get_trials(deepcopy=False)  # one read of the storage per line
+        done, failed, running = _counted(study, ts)
         best = min((t.value for t in ts if t.state == TrialState.COMPLETE and t.value is not None), default=None)
         return done + failed, sum(t.state == TrialState.PRUNED for t in ts), failed, running, best
 

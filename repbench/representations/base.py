@@ -488,10 +488,23 @@ def wrap_into_cell(atoms_list: list) -> list:
     return atoms_list
 
 
-def _claim(job: dict, locked=None) -> int | None:
+@contextlib.contextmanager
+def _holding(lock, while_waiting, every: float):
+    """Hold ``lock``, calling ``while_waiting()`` every ``every`` seconds until it is free: a process
+    killed while it held the lock must not block the others for ever (``while_waiting`` raises or
+    exits when it sees that)."""
+    while not lock.acquire(timeout=every):
+        while_waiting()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _claim(job: dict, locked) -> int | None:
     """The next chunk nobody has taken (this process and the workers share the counter), or None.
-    ``locked``: the context manager that holds the job's lock (default: plain ``with job["lock"]``)."""
-    with (locked() if locked is not None else job["lock"]):
+    ``locked()``: holds the job's lock (:func:`_holding`)."""
+    with locked():
         i = job["next"].value
         if i >= len(job["order"]):
             return None
@@ -524,16 +537,13 @@ def _worker_loop(token: int) -> int:
             # on the pool's task pipe (or on a lock the parent died holding) for ever
             os._exit(1)
 
-    @contextlib.contextmanager
+    def while_waiting() -> None:
+        stop_if_abandoned()
+        if job["stop"][0]:  # the parent failed, maybe holding the lock: no more chunks
+            os._exit(1)
+
     def locked():
-        while not job["lock"].acquire(timeout=1.0):
-            stop_if_abandoned()
-            if job["stop"][0]:  # the parent failed, maybe holding the lock: no more chunks
-                os._exit(1)
-        try:
-            yield
-        finally:
-            job["lock"].release()
+        return _holding(job["lock"], while_waiting, 1.0)
 
     k = 0
     while not job["stop"][0] and (c := _claim(job, locked)) is not None:
@@ -610,16 +620,8 @@ def _run_pool(job: dict, chunks: list[int], n_workers: int, out: np.ndarray, adv
             if w.done() and w.exception() is not None:
                 raise w.exception()
 
-    @contextlib.contextmanager
-    def locked():
-        # a worker killed while it held the lock (out of memory) would block this process for ever:
-        # wait in slices and raise the pool's BrokenProcessPool instead
-        while not job["lock"].acquire(timeout=0.5):
-            check_workers()
-        try:
-            yield
-        finally:
-            job["lock"].release()
+    def locked():  # a worker killed while it held the lock: the pool's BrokenProcessPool, not a hang
+        return _holding(job["lock"], check_workers, 0.5)
 
     def collect() -> None:
         with locked():
